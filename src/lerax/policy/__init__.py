@@ -1,0 +1,4 @@
+"""Policies."""
+
+from ._base import AbstractActorCriticPolicy as AbstractActorCriticPolicy
+from ._base import AbstractPolicy as AbstractPolicy
