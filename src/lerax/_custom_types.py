@@ -18,6 +18,9 @@ NamedArrays = Mapping[str, Shaped[Array, "..."]]
 TrainingLog = Mapping[str, Float[Array, ""]]
 """Scalar training statistics of the last update, by name."""
 
+ArrayTree = PyTree[Shaped[Array, "..."]]
+"""A pytree of arrays (an observation or action of a composite space, a state)."""
+
 OptState = PyTree[Shaped[Array, "..."]]
 """An optax optimizer state: a pytree of arrays."""
 
@@ -29,5 +32,6 @@ __all__ = [
     "ScalarLike",
     "NamedArrays",
     "TrainingLog",
+    "ArrayTree",
     "OptState",
 ]

@@ -1,0 +1,8 @@
+"""Training algorithms; one loop in the base class owns every callback hook call."""
+
+from ._base import AbstractAlgorithm as AbstractAlgorithm
+from ._base import Rollout as Rollout
+from ._base import TrainResult as TrainResult
+from ._gae import generalized_advantage_estimate as generalized_advantage_estimate
+from ._ppo import PPO as PPO
+from ._optim import current_learning_rate as current_learning_rate

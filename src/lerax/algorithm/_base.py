@@ -1,0 +1,602 @@
+"""The abstract algorithm: the one training loop that owns every callback hook."""
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, final, overload
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import optax
+from jaxtyping import Array, Bool, Float, Int, PyTree, Shaped
+from typing_extensions import TypeVar
+
+from .._custom_types import ArrayTree, Key, OptState, TrainingLog
+from ..callback._base import (
+    AbstractCallback,
+    EmptyCallbackState,
+    EmptyCallbackStepState,
+)
+from ..callback._context import (
+    IterationContext,
+    ResetContext,
+    StepContext,
+    TrainingContext,
+)
+from ..callback._empty import EmptyCallback
+from ..callback._invoke import (
+    call_continue_training,
+    call_on_iteration,
+    call_on_step,
+    call_on_training_end,
+    call_on_training_start,
+    call_reset,
+    call_step_reset,
+)
+from ..callback._list import CallbackLike, CallbackList
+from ..env import AbstractEnv
+from ..policy import AbstractPolicy
+from ..space import Box
+
+PolicyBoundT = TypeVar("PolicyBoundT", bound=AbstractPolicy[Any, Any])
+P = TypeVar("P", bound=AbstractPolicy[Any, Any])
+E = TypeVar("E", bound=AbstractEnv[Any, Any, Any])
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+@final
+class Rollout(eqx.Module):
+    """What one iteration's rollout collected, leading axes ``[num_steps, num_envs]``.
+
+    Attributes:
+        observations: the observations actions were chosen on.
+        actions: the actions as the policy produced them (before clipping).
+        rewards: raw environment rewards.
+        terminated: the episode reached a terminal state at this step.
+        truncated: the episode hit its time limit at this step.
+        next_observations: the observation after each step, before any
+            automatic reset (bootstrap from these on truncation).
+        extras: what the algorithm's :meth:`AbstractAlgorithm.act` returned per
+            step (e.g. ``log_prob`` and ``value`` for PPO).
+        last_observations: the observations the next rollout starts from,
+            leading axis ``[num_envs]``.
+    """
+
+    observations: ArrayTree
+    actions: ArrayTree
+    rewards: Float[Array, "steps envs"]
+    terminated: Bool[Array, "steps envs"]
+    truncated: Bool[Array, "steps envs"]
+    next_observations: ArrayTree
+    extras: Mapping[str, Shaped[Array, "steps envs *rest"]]
+    last_observations: ArrayTree
+
+
+@final
+class TrainResult(eqx.Module, Generic[P, S, T]):
+    """Everything a training run ends with.
+
+    Under ``eqx.filter_vmap`` over seeds every leaf gains a leading seed axis.
+
+    Attributes:
+        policy: the trained policy.
+        opt_state: the optimizer state at the end.
+        callback_state: the callback's iteration-level state at the end.
+        callback_step_state: the callback's step states, leading axis ``num_envs``.
+        iterations: iterations actually run (fewer than planned on early stop).
+        timesteps: environment steps actually taken, over all environments.
+    """
+
+    policy: P
+    opt_state: OptState
+    callback_state: S
+    callback_step_state: T
+    iterations: Int[Array, ""]
+    timesteps: Int[Array, ""]
+
+
+class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
+    """Base class of training algorithms.
+
+    It owns the one training loop (:meth:`train`/:meth:`learn`), including every
+    callback hook call, automatic environment resets and early stopping. An
+    algorithm supplies only:
+
+    - :meth:`optimizer`: the optax transformation it updates the policy with;
+    - :meth:`act`: what the policy does at one step of the rollout;
+    - :meth:`update`: the update from one rollout;
+    - :meth:`initial_training_log`: the names of its training statistics.
+
+    Each iteration collects ``num_steps`` steps from each of ``num_envs``
+    parallel environments, then updates.
+    """
+
+    num_envs: eqx.AbstractVar[int]
+    num_steps: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def optimizer(self, num_iterations: int) -> optax.GradientTransformation:
+        """The optimizer, given how many iterations training will run."""
+
+    @abc.abstractmethod
+    def act(
+        self, policy: PolicyBoundT, observation: ArrayTree, *, key: Key
+    ) -> tuple[ArrayTree, dict[str, Shaped[Array, "..."]]]:
+        """Choose an action for one (unbatched) observation.
+
+        Returns the action and named per-step arrays to store in the rollout
+        (:attr:`Rollout.extras`); callbacks see the latter as ``ctx.locals`` in
+        ``on_step``.
+        """
+
+    @abc.abstractmethod
+    def update(
+        self,
+        policy: PolicyBoundT,
+        optimizer: optax.GradientTransformation,
+        opt_state: OptState,
+        rollout: Rollout,
+        *,
+        key: Key,
+    ) -> tuple[PolicyBoundT, OptState, dict[str, Float[Array, ""]]]:
+        """Update the policy from one rollout with ``optimizer`` (what
+        :meth:`optimizer` returned for this run); return the policy, the
+        optimizer state and the training log (scalar statistics by name)."""
+
+    @abc.abstractmethod
+    def initial_training_log(self) -> dict[str, Float[Array, ""]]:
+        """The training log before the first update: every name :meth:`update`
+        reports, with value zero."""
+
+    @property
+    def name(self) -> str:
+        """A short name for logs (the class name)."""
+        return type(self).__name__
+
+    @property
+    def steps_per_iteration(self) -> int:
+        """Environment steps per iteration, over all environments."""
+        return self.num_envs * self.num_steps
+
+    def num_iterations(self, total_timesteps: int) -> int:
+        """How many iterations ``total_timesteps`` buys (rounded down).
+
+        Raises:
+            ValueError: if it buys none.
+        """
+        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int):
+            raise TypeError(f"total_timesteps must be an int, got {total_timesteps!r}")
+        n = total_timesteps // self.steps_per_iteration
+        if n < 1:
+            raise ValueError(
+                f"total_timesteps={total_timesteps} is smaller than one iteration: "
+                f"{self.name} takes num_envs * num_steps = {self.num_envs} * "
+                f"{self.num_steps} = {self.steps_per_iteration} environment steps "
+                f"per iteration, so total_timesteps must be at least "
+                f"{self.steps_per_iteration}"
+            )
+        return n
+
+    # The three overloads give the result the callback's state types.
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: int,
+        *,
+        key: Key,
+        callback: None = None,
+    ) -> TrainResult[P, EmptyCallbackState, EmptyCallbackStepState]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: int,
+        *,
+        key: Key,
+        callback: AbstractCallback[S, T, E, P],
+    ) -> TrainResult[P, S, T]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: int,
+        *,
+        key: Key,
+        callback: Sequence[CallbackLike],
+    ) -> TrainResult[P, tuple[Any, ...], tuple[Any, ...]]: ...
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: int,
+        *,
+        key: Key,
+        callback: CallbackLike | None = None,
+    ) -> TrainResult[P, Any, Any]:
+        """Train ``policy`` on ``env`` for ``total_timesteps`` environment steps.
+
+        The whole run (environment steps, updates and callbacks) is one compiled
+        program; a second call with the same configuration reuses it. Training
+        stops early once the callback's ``continue_training`` returns false.
+        Works under ``eqx.filter_vmap`` (e.g. over ``key`` for several seeds,
+        each of which stops on its own).
+
+        Args:
+            env: the environment.
+            policy: the policy to train (built for ``env``'s spaces).
+            total_timesteps: environment steps over all environments; rounded
+                down to whole iterations.
+            key: the PRNG key. Callbacks draw from a stream of their own, so
+                a callback that does not stop training never changes the result.
+            callback: a callback, a list of callbacks (run as a
+                :class:`~lerax.callback.CallbackList`) or ``None``.
+
+        Raises:
+            TypeError: if ``callback`` is not a callback, a list of them or None.
+            ValueError: if ``total_timesteps`` is below one iteration, or the
+                policy was built for other spaces than ``env``'s.
+        """
+        cb = as_callback(callback)
+        num_iterations = self.num_iterations(total_timesteps)
+        check_policy_fits(env, policy)
+        return _train(self, env, policy, cb, total_timesteps, num_iterations, key)
+
+    @overload
+    def learn(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: int,
+        *,
+        key: Key,
+        callback: None = None,
+    ) -> P: ...
+    @overload
+    def learn(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: int,
+        *,
+        key: Key,
+        callback: AbstractCallback[Any, Any, E, P] | Sequence[CallbackLike],
+    ) -> P: ...
+    def learn(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: int,
+        *,
+        key: Key,
+        callback: CallbackLike | None = None,
+    ) -> P:
+        """Like :meth:`train`, returning only the trained policy."""
+        return self.train(  # type: ignore[call-overload,no-any-return]  # the union argument covers all overloads
+            env, policy, total_timesteps, key=key, callback=callback
+        ).policy
+
+
+def as_callback(callback: object) -> AbstractCallback[Any, Any, Any, Any]:
+    """Normalise the ``callback`` argument of ``train``/``learn``."""
+    if callback is None:
+        return EmptyCallback()
+    if isinstance(callback, AbstractCallback):
+        return callback
+    if isinstance(callback, list | tuple):
+        return CallbackList(*callback)
+    raise TypeError(
+        "callback must be a callback (an AbstractCallback instance), a list of "
+        f"callbacks or None, got {callback!r} of type {type(callback).__qualname__}"
+    )
+
+
+def check_policy_fits(
+    env: AbstractEnv[Any, Any, Any], policy: AbstractPolicy[Any, Any]
+) -> None:
+    """Raise ``ValueError`` unless ``policy`` was built for ``env``'s spaces."""
+    for what in ("observation_space", "action_space"):
+        env_space = getattr(env, what)
+        policy_space = getattr(policy, what)
+        if env_space != policy_space:
+            raise ValueError(
+                f"policy {policy.name} was built for {what}={policy_space}, but env "
+                f"{env.name} has {what}={env_space}; build the policy with env={env.name}"
+            )
+
+
+def _env_action(space: object, action: ArrayTree) -> ArrayTree:
+    """The action the environment receives: Box actions are clipped to bounds."""
+    if isinstance(space, Box):
+        return jnp.clip(action, jnp.asarray(space.low), jnp.asarray(space.high))
+    return action
+
+
+def _tree_where(pred: Bool[Array, ""], a: PyTree, b: PyTree) -> PyTree:
+    return jax.tree.map(lambda x, y: jnp.where(pred, x, y), a, b)
+
+
+_CALLBACK_STREAM = 0x1E4A  # fold_in constant separating the callbacks' key stream
+
+
+@eqx.filter_jit
+def _train(
+    algo: AbstractAlgorithm[Any],
+    env: AbstractEnv[Any, Any, Any],
+    policy: AbstractPolicy[Any, Any],
+    callback: AbstractCallback[Any, Any, Any, Any],
+    total_timesteps: int,
+    num_iterations: int,
+    key: Key,
+) -> TrainResult[Any, Any, Any]:
+    num_envs, num_steps = algo.num_envs, algo.num_steps
+    steps_per_iteration = num_envs * num_steps
+    cb_key = jr.fold_in(key, _CALLBACK_STREAM)
+    reset_key, train_key = jr.split(key)
+
+    optimizer = algo.optimizer(num_iterations)
+    opt_state = optimizer.init(eqx.filter(policy, eqx.is_inexact_array))
+    env_states, observations = jax.vmap(lambda k: env.reset(key=k))(
+        jr.split(reset_key, num_envs)
+    )
+    no_locals: dict[str, Shaped[Array, "..."]] = {}
+    reset_ctx = ResetContext(
+        env=env,
+        policy=policy,
+        opt_state=opt_state,
+        algorithm=algo,
+        total_timesteps=total_timesteps,
+        num_envs=num_envs,
+        locals=no_locals,
+    )
+    k_reset, k_step_reset, k_start, k_loop, k_end = jr.split(cb_key, 5)
+    cb_state = call_reset(callback, reset_ctx, key=k_reset)
+    cb_step_state = jax.vmap(lambda k: call_step_reset(callback, reset_ctx, key=k))(
+        jr.split(k_step_reset, num_envs)
+    )
+    training_log = algo.initial_training_log()
+    zero = jnp.array(0, jnp.int32)
+
+    def training_ctx(
+        cb_state: Any,
+        cb_step_state: Any,
+        policy: AbstractPolicy[Any, Any],
+        opt_state: OptState,
+        training_log: TrainingLog,
+        iteration: Int[Array, ""],
+        timesteps: Int[Array, ""],
+    ) -> TrainingContext[Any, Any, Any, Any]:
+        return TrainingContext(
+            state=cb_state,
+            step_state=cb_step_state,
+            env=env,
+            policy=policy,
+            opt_state=opt_state,
+            training_log=training_log,
+            iteration_count=iteration,
+            num_timesteps=timesteps,
+            total_timesteps=total_timesteps,
+            algorithm=algo,
+            locals=no_locals,
+        )
+
+    cb_state = call_on_training_start(
+        callback,
+        training_ctx(
+            cb_state, cb_step_state, policy, opt_state, training_log, zero, zero
+        ),
+        key=k_start,
+    )
+
+    params, static = eqx.partition(policy, eqx.is_array)
+
+    def collect(
+        policy: AbstractPolicy[Any, Any],
+        opt_state: OptState,
+        training_log: TrainingLog,
+        env_states: PyTree,
+        observations: ArrayTree,
+        cb_step_state: Any,
+        timesteps: Int[Array, ""],
+        key: Key,
+        cb_key: Key,
+    ) -> tuple[Rollout, PyTree, ArrayTree, Any]:
+        def one_env(
+            env_state: PyTree,
+            obs: ArrayTree,
+            step_state: Any,
+            step_timesteps: Int[Array, ""],
+            key: Key,
+            cb_key: Key,
+        ) -> tuple[PyTree, ArrayTree, Any, tuple[Any, ...]]:
+            k_act, k_step, k_reset = jr.split(key, 3)
+            action, extras = algo.act(policy, obs, key=k_act)
+            ts = env.step(env_state, _env_action(env.action_space, action), key=k_step)
+            reset_state, reset_obs = env.reset(key=k_reset)
+            done = ts.done
+            next_state = _tree_where(done, reset_state, ts.state)
+            next_obs = _tree_where(done, reset_obs, ts.observation)
+            step_ctx = StepContext(
+                state=step_state,
+                env=env,
+                policy=policy,
+                opt_state=opt_state,
+                training_log=training_log,
+                observation=obs,
+                action=action,
+                next_observation=ts.observation,
+                reward=ts.reward,
+                terminated=ts.terminated,
+                truncated=ts.truncated,
+                num_timesteps=step_timesteps,
+                locals=extras,
+            )
+            step_state = call_on_step(callback, step_ctx, key=cb_key)
+            record = (
+                obs,
+                action,
+                ts.reward,
+                ts.terminated,
+                ts.truncated,
+                ts.observation,
+                extras,
+            )
+            return next_state, next_obs, step_state, record
+
+        def step(
+            carry: tuple[PyTree, ArrayTree, Any], t: Int[Array, ""]
+        ) -> tuple[tuple[PyTree, ArrayTree, Any], tuple[Any, ...]]:
+            env_states, observations, cb_step_state = carry
+            keys = jr.split(jr.fold_in(key, t), num_envs)
+            cb_keys = jr.split(jr.fold_in(cb_key, t), num_envs)
+            step_timesteps = timesteps + t * num_envs
+            env_states, observations, cb_step_state, record = jax.vmap(
+                one_env, in_axes=(0, 0, 0, None, 0, 0)
+            )(env_states, observations, cb_step_state, step_timesteps, keys, cb_keys)
+            return (env_states, observations, cb_step_state), record
+
+        (env_states, observations, cb_step_state), records = jax.lax.scan(
+            step,
+            (env_states, observations, cb_step_state),
+            jnp.arange(num_steps, dtype=jnp.int32),
+        )
+        obs, actions, rewards, terminated, truncated, next_obs, extras = records
+        rollout = Rollout(
+            observations=obs,
+            actions=actions,
+            rewards=rewards,
+            terminated=terminated,
+            truncated=truncated,
+            next_observations=next_obs,
+            extras=extras,
+            last_observations=observations,
+        )
+        return rollout, env_states, observations, cb_step_state
+
+    Carry = tuple[Any, ...]
+
+    def cond(carry: Carry) -> Bool[Array, ""]:
+        iteration, keep_going = carry[0], carry[-1]
+        return jnp.logical_and(keep_going, iteration < num_iterations)
+
+    def body(carry: Carry) -> Carry:
+        (
+            iteration,
+            timesteps,
+            params,
+            opt_state,
+            training_log,
+            env_states,
+            observations,
+            cb_state,
+            cb_step_state,
+            _,
+        ) = carry
+        policy = eqx.combine(params, static)
+        it_key = jr.fold_in(train_key, iteration)
+        it_cb_key = jr.fold_in(k_loop, iteration)
+        k_collect, k_update = jr.split(it_key)
+        k_cb_collect, k_cb_iter, k_cb_continue = jr.split(it_cb_key, 3)
+        rollout, env_states, observations, cb_step_state = collect(
+            policy,
+            opt_state,
+            training_log,
+            env_states,
+            observations,
+            cb_step_state,
+            timesteps,
+            k_collect,
+            k_cb_collect,
+        )
+        policy, opt_state, training_log = algo.update(
+            policy, optimizer, opt_state, rollout, key=k_update
+        )
+        iteration = iteration + 1
+        timesteps = timesteps + steps_per_iteration
+        iter_ctx = IterationContext(
+            state=cb_state,
+            step_state=cb_step_state,
+            env=env,
+            policy=policy,
+            opt_state=opt_state,
+            training_log=training_log,
+            iteration_count=iteration,
+            num_timesteps=timesteps,
+            total_timesteps=total_timesteps,
+            algorithm=algo,
+            locals=no_locals,
+        )
+        cb_state = call_on_iteration(callback, iter_ctx, key=k_cb_iter)
+        keep_going = call_continue_training(
+            callback,
+            eqx.tree_at(lambda c: c.state, iter_ctx, cb_state),
+            key=k_cb_continue,
+        )
+        params = eqx.filter(policy, eqx.is_array)
+        return (
+            iteration,
+            timesteps,
+            params,
+            opt_state,
+            training_log,
+            env_states,
+            observations,
+            cb_state,
+            cb_step_state,
+            keep_going,
+        )
+
+    init = (
+        zero,
+        zero,
+        params,
+        opt_state,
+        training_log,
+        env_states,
+        observations,
+        cb_state,
+        cb_step_state,
+        jnp.array(True),
+    )
+    (
+        iteration,
+        timesteps,
+        params,
+        opt_state,
+        training_log,
+        _,
+        _,
+        cb_state,
+        cb_step_state,
+        _,
+    ) = jax.lax.while_loop(cond, body, init)
+    policy = eqx.combine(params, static)
+    cb_state = call_on_training_end(
+        callback,
+        training_ctx(
+            cb_state,
+            cb_step_state,
+            policy,
+            opt_state,
+            training_log,
+            iteration,
+            timesteps,
+        ),
+        key=k_end,
+    )
+    return TrainResult(
+        policy=policy,
+        opt_state=opt_state,
+        callback_state=cb_state,
+        callback_step_state=cb_step_state,
+        iterations=iteration,
+        timesteps=timesteps,
+    )
+
+
+__all__ = ["AbstractAlgorithm", "Rollout", "TrainResult"]

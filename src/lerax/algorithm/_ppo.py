@@ -1,0 +1,216 @@
+"""Proximal Policy Optimization."""
+
+from typing import Any, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import optax
+from jaxtyping import Array, Float, PyTree, Shaped
+
+from .._custom_types import ArrayTree, Key, OptState
+from ..policy import AbstractActorCriticPolicy
+from ._base import AbstractAlgorithm, Rollout
+from ._gae import generalized_advantage_estimate
+from ._optim import current_learning_rate
+
+ActorCritic = AbstractActorCriticPolicy[Any, Any]
+
+
+@final
+class PPO(AbstractAlgorithm[ActorCritic]):
+    """Proximal Policy Optimization with clipped surrogate objective (Schulman et al.).
+
+    Each iteration collects ``num_steps`` steps from each of ``num_envs``
+    environments, computes GAE advantages (bootstrapping truncated episodes from
+    the value of their final observation), then runs ``num_epochs`` passes of
+    ``num_minibatches`` minibatch gradient steps with Adam, gradient clipping at
+    ``max_grad_norm`` and an optionally linearly annealed learning rate. The
+    current learning rate is in the optimizer state
+    (:func:`~lerax.algorithm.current_learning_rate`).
+
+    ``on_step`` callbacks see ``ctx.locals`` = ``{"log_prob", "value"}`` (the
+    action's log-probability and the state value). The training log holds
+    ``loss``, ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
+    ``clip_fraction``, ``explained_variance`` and ``learning_rate``.
+
+    Attributes:
+        num_envs: parallel environments.
+        num_steps: steps per environment per iteration.
+        num_epochs: passes over each rollout.
+        num_minibatches: minibatches per pass (must divide num_envs * num_steps).
+        gamma: discount factor.
+        gae_lambda: GAE lambda.
+        clip_coef: the PPO clip range epsilon.
+        ent_coef: entropy bonus coefficient.
+        vf_coef: value loss coefficient.
+        max_grad_norm: global gradient norm clip.
+        learning_rate: Adam's (initial) learning rate.
+        anneal_lr: anneal the learning rate linearly to zero over training.
+        normalize_advantages: normalise advantages per minibatch.
+    """
+
+    num_envs: int = eqx.field(static=True, default=4)
+    num_steps: int = eqx.field(static=True, default=128)
+    num_epochs: int = eqx.field(static=True, default=10)
+    num_minibatches: int = eqx.field(static=True, default=8)
+    gamma: float = eqx.field(static=True, default=0.99)
+    gae_lambda: float = eqx.field(static=True, default=0.95)
+    clip_coef: float = eqx.field(static=True, default=0.2)
+    ent_coef: float = eqx.field(static=True, default=0.0)
+    vf_coef: float = eqx.field(static=True, default=0.5)
+    max_grad_norm: float = eqx.field(static=True, default=0.5)
+    learning_rate: float = eqx.field(static=True, default=2.5e-3)
+    anneal_lr: bool = eqx.field(static=True, default=True)
+    normalize_advantages: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self) -> None:
+        for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"PPO: {name} must be a positive int, got {value!r}")
+        batch = self.num_envs * self.num_steps
+        if batch % self.num_minibatches != 0:
+            raise ValueError(
+                f"PPO: num_minibatches={self.num_minibatches} must divide "
+                f"num_envs * num_steps = {batch}"
+            )
+        for name in ("gamma", "gae_lambda"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"PPO: {name} must be in [0, 1], got {value!r}")
+        for name in ("clip_coef", "learning_rate", "max_grad_norm"):
+            value = getattr(self, name)
+            if not value > 0.0:
+                raise ValueError(f"PPO: {name} must be positive, got {value!r}")
+        for name in ("ent_coef", "vf_coef"):
+            value = getattr(self, name)
+            if not value >= 0.0:
+                raise ValueError(f"PPO: {name} must be non-negative, got {value!r}")
+
+    def optimizer(self, num_iterations: int) -> optax.GradientTransformation:
+        updates_per_iteration = self.num_epochs * self.num_minibatches
+        lr: float | optax.Schedule = self.learning_rate
+        if self.anneal_lr:
+            lr = optax.linear_schedule(
+                self.learning_rate, 0.0, num_iterations * updates_per_iteration
+            )
+        return optax.chain(
+            optax.clip_by_global_norm(self.max_grad_norm),
+            optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=1e-5),
+        )
+
+    def act(
+        self, policy: ActorCritic, observation: ArrayTree, *, key: Key
+    ) -> tuple[ArrayTree, dict[str, Shaped[Array, "..."]]]:
+        action, log_prob, value = policy.action_and_value(observation, key=key)
+        return action, {"log_prob": log_prob, "value": value}
+
+    def initial_training_log(self) -> dict[str, Float[Array, ""]]:
+        names = (
+            "loss",
+            "policy_loss",
+            "value_loss",
+            "entropy",
+            "approx_kl",
+            "clip_fraction",
+            "explained_variance",
+            "learning_rate",
+        )
+        return {n: jnp.zeros((), jnp.float32) for n in names}
+
+    def update(
+        self,
+        policy: ActorCritic,
+        optimizer: optax.GradientTransformation,
+        opt_state: OptState,
+        rollout: Rollout,
+        *,
+        key: Key,
+    ) -> tuple[ActorCritic, OptState, dict[str, Float[Array, ""]]]:
+        values = rollout.extras["value"]
+        next_values = jax.vmap(jax.vmap(policy.value))(rollout.next_observations)
+        advantages, returns = generalized_advantage_estimate(
+            rollout.rewards,
+            values,
+            next_values,
+            rollout.terminated,
+            rollout.truncated,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+        )
+        batch = self.num_envs * self.num_steps
+        flat = jax.tree.map(
+            lambda x: x.reshape((batch, *x.shape[2:])),
+            (
+                rollout.observations,
+                rollout.actions,
+                rollout.extras["log_prob"],
+                advantages,
+                returns,
+            ),
+        )
+        params, static = eqx.partition(policy, eqx.is_inexact_array)
+        minibatch = batch // self.num_minibatches
+
+        def loss_fn(
+            params: PyTree, data: tuple[Any, ...]
+        ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
+            obs, actions, old_log_probs, adv, ret = data
+            model = eqx.combine(params, static)
+            log_probs, entropy, new_values = jax.vmap(model.evaluate_action)(
+                obs, actions
+            )
+            log_ratio = log_probs - old_log_probs
+            ratio = jnp.exp(log_ratio)
+            if self.normalize_advantages:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            pg1 = -adv * ratio
+            pg2 = -adv * jnp.clip(ratio, 1.0 - self.clip_coef, 1.0 + self.clip_coef)
+            policy_loss = jnp.maximum(pg1, pg2).mean()
+            value_loss = 0.5 * jnp.mean((new_values - ret) ** 2)
+            entropy_mean = entropy.mean()
+            loss = (
+                policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy_mean
+            )
+            stats = {
+                "loss": loss,
+                "policy_loss": policy_loss,
+                "value_loss": value_loss,
+                "entropy": entropy_mean,
+                "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+                "clip_fraction": jnp.mean(
+                    (jnp.abs(ratio - 1.0) > self.clip_coef).astype(jnp.float32)
+                ),
+            }
+            return loss, stats
+
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+        def minibatch_step(
+            carry: tuple[PyTree, OptState], idx: Array
+        ) -> tuple[tuple[PyTree, OptState], dict[str, Float[Array, ""]]]:
+            params, opt_state = carry
+            data = jax.tree.map(lambda x: x[idx], flat)
+            (_, stats), grads = grad_fn(params, data)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            return (params, opt_state), stats
+
+        def epoch(
+            carry: tuple[PyTree, OptState], key: Key
+        ) -> tuple[tuple[PyTree, OptState], dict[str, Float[Array, ""]]]:
+            perm = jr.permutation(key, batch).reshape(self.num_minibatches, minibatch)
+            return jax.lax.scan(minibatch_step, carry, perm)
+
+        (params, opt_state), stats = jax.lax.scan(
+            epoch, (params, opt_state), jr.split(key, self.num_epochs)
+        )
+        log = {name: value[-1].mean() for name, value in stats.items()}
+        variance = jnp.var(returns)
+        log["explained_variance"] = jnp.where(
+            variance > 0, 1.0 - jnp.var(returns - values) / variance, jnp.nan
+        )
+        log["learning_rate"] = current_learning_rate(opt_state)
+        return eqx.combine(params, static), opt_state, log

@@ -1,0 +1,17 @@
+"""The typed, compile-checked callback framework."""
+
+# The contexts module must be imported first: it completes a circular import with
+# lerax.algorithm (see the note at the end of _context.py).
+from . import _context as _context  # isort: split
+
+from ._base import AbstractCallback as AbstractCallback
+from ._base import EmptyCallbackState as EmptyCallbackState
+from ._base import EmptyCallbackStepState as EmptyCallbackStepState
+from ._context import IterationContext as IterationContext
+from ._context import ResetContext as ResetContext
+from ._context import StepContext as StepContext
+from ._context import TrainingContext as TrainingContext
+from ._empty import EmptyCallback as EmptyCallback
+from ._errors import CallbackStateError as CallbackStateError
+from ._list import CallbackList as CallbackList
+from ._list import CallbackLike as CallbackLike

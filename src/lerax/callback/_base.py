@@ -1,0 +1,192 @@
+"""The abstract callback and the empty states."""
+
+import functools
+import typing
+from typing import Any, Generic, Literal, TypeVar, cast, final
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Bool
+
+from .._custom_types import Key
+from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._errors import CallbackStateError
+from ._types import EnvT, PolicyT, StateT, StepStateT
+
+
+@final
+class EmptyCallbackState(eqx.Module):
+    """The state of a callback that keeps no iteration-level state."""
+
+
+@final
+class EmptyCallbackStepState(eqx.Module):
+    """The step state of a callback that keeps no per-environment state."""
+
+
+class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
+    """Base class of all callbacks.
+
+    A callback is an immutable Equinox module whose hooks are pure functions
+    called from inside the compiled training loop. It declares two state types
+    as type arguments:
+
+    - ``StateT``: iteration-level state, created by :meth:`reset`, updated by
+      :meth:`on_training_start`, :meth:`on_iteration` and
+      :meth:`on_training_end`;
+    - ``StepStateT``: per-environment state, created by :meth:`step_reset` for
+      each parallel environment and updated by :meth:`on_step` after each of
+      that environment's steps. It persists across rollouts, so episode
+      statistics can span rollout boundaries. :class:`IterationContext` shows
+      the step states of all environments stacked on a leading ``num_envs`` axis.
+
+    Two further type arguments, ``EnvT`` and ``PolicyT``, default to the
+    abstract environment and policy; set them when a callback needs a specific
+    environment's fields (``ctx.env.gravity``).
+
+    Subclasses implement some or all hooks. A hook that is not implemented
+    keeps the state unchanged, and :meth:`continue_training` defaults to true.
+    A callback whose declared state (or step state) is
+    :class:`EmptyCallbackState` (:class:`EmptyCallbackStepState`) needs no
+    :meth:`reset` (:meth:`step_reset`); one that declares another state type
+    must implement the hook that creates it, or
+    :class:`~lerax.callback.CallbackStateError` is raised when training is
+    traced. These identity defaults are the one deliberate exception in Lerax to
+    "override only abstract members": they are the documented contract of this
+    class.
+
+    Every hook's return value is validated while tracing (never at run time):
+    it must have the declared type, satisfy the jaxtyping annotations of its
+    fields, and keep exactly the pytree structure, shapes and dtypes that
+    :meth:`reset` / :meth:`step_reset` produced.
+
+    Hooks draw randomness only from their ``key``; the training loop gives
+    callbacks a key stream of their own, so adding a callback never changes
+    what is learned.
+    """
+
+    def reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> StateT:
+        """Create the iteration-level state, once before training.
+
+        Defaults to :class:`EmptyCallbackState` for callbacks that declare it.
+        """
+        return cast(StateT, default_initial_state(self, "reset"))
+
+    def step_reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> StepStateT:
+        """Create one environment's step state, once per parallel environment.
+
+        Defaults to :class:`EmptyCallbackStepState` for callbacks that declare it.
+        """
+        return cast(StepStateT, default_initial_state(self, "step_reset"))
+
+    def on_step(
+        self, ctx: StepContext[StepStateT, EnvT, PolicyT], *, key: Key
+    ) -> StepStateT:
+        """Update one environment's step state after each of its steps.
+
+        ``ctx`` holds that environment's transition (raw reward, terminated,
+        truncated). Defaults to returning ``ctx.state``.
+        """
+        return ctx.state
+
+    def on_iteration(
+        self, ctx: IterationContext[StateT, StepStateT, EnvT, PolicyT], *, key: Key
+    ) -> StateT:
+        """Update the state after each training iteration (rollout + update).
+
+        Defaults to returning ``ctx.state``.
+        """
+        return ctx.state
+
+    def continue_training(
+        self, ctx: IterationContext[StateT, StepStateT, EnvT, PolicyT], *, key: Key
+    ) -> Bool[Array, ""]:
+        """Whether training goes on, evaluated after :meth:`on_iteration` with the
+        state it returned. A false value stops training: the remaining
+        iterations do nothing. Defaults to ``True``.
+        """
+        return jnp.array(True)
+
+    def on_training_start(
+        self, ctx: TrainingContext[StateT, StepStateT, EnvT, PolicyT], *, key: Key
+    ) -> StateT:
+        """Update the state once training starts (after :meth:`reset`).
+
+        Defaults to returning ``ctx.state``.
+        """
+        return ctx.state
+
+    def on_training_end(
+        self, ctx: TrainingContext[StateT, StepStateT, EnvT, PolicyT], *, key: Key
+    ) -> StateT:
+        """Update the state once training ends, early stop included.
+
+        Defaults to returning ``ctx.state``.
+        """
+        return ctx.state
+
+
+@functools.cache
+def declared_state_types(cls: type) -> tuple[object, object]:
+    """The ``(StateT, StepStateT)`` a callback class declares.
+
+    Resolved from the generic bases, through intermediate generic classes.
+    An entry that is still a type variable (a generic callback such as
+    :class:`~lerax.callback.CallbackList`) means "not declared".
+    """
+    found = _resolve_callback_args(cls, {})
+    if found is None:  # AbstractCallback itself, or a non-generic subclass
+        return (StateT, StepStateT)
+    return found
+
+
+def _resolve_callback_args(
+    cls: type, subst: dict[object, object]
+) -> tuple[object, object] | None:
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = typing.get_origin(base) or base
+        args = tuple(
+            subst.get(a, a) if isinstance(a, TypeVar) else a
+            for a in typing.get_args(base)
+        )
+        if origin is AbstractCallback:
+            padded = args + (StateT, StepStateT)[len(args) :]
+            return (padded[0], padded[1])
+        if isinstance(origin, type) and issubclass(origin, AbstractCallback):
+            params = getattr(origin, "__parameters__", ())
+            found = _resolve_callback_args(
+                origin, dict(zip(params, args, strict=False))
+            )
+            if found is not None:
+                return found
+    for base in cls.__bases__:
+        if base is not AbstractCallback and issubclass(base, AbstractCallback):
+            found = _resolve_callback_args(base, {})
+            if found is not None:
+                return found
+    return None
+
+
+def default_initial_state(
+    callback: AbstractCallback[Any, Any, Any, Any],
+    hook: Literal["reset", "step_reset"],
+) -> EmptyCallbackState | EmptyCallbackStepState:
+    """What an unimplemented ``reset``/``step_reset`` returns: the empty state
+    when the callback declares it, else a :class:`CallbackStateError`."""
+    cls = type(callback)
+    state_t, step_state_t = declared_state_types(cls)
+    declared = state_t if hook == "reset" else step_state_t
+    empty = EmptyCallbackState if hook == "reset" else EmptyCallbackStepState
+    if declared is empty or isinstance(declared, TypeVar):
+        return empty()
+    kind = "state" if hook == "reset" else "step state"
+    raise CallbackStateError(
+        f"{cls.__qualname__} declares the {kind} type {_type_name(declared)} but "
+        f"does not implement {hook}(), which must create it. Implement "
+        f"{hook}(self, ctx, *, key) -> {_type_name(declared)}, or declare "
+        f"{empty.__name__} if the callback keeps no {kind}."
+    )
+
+
+def _type_name(t: object) -> str:
+    return t.__qualname__ if isinstance(t, type) else repr(t)

@@ -1,0 +1,144 @@
+"""The contexts passed to callback hooks.
+
+Contexts are final, immutable records. They are generic in the callback's state
+types first, then in the environment and policy types, so that inside a hook
+``ctx.state`` has the callback's own declared state type and ``ctx.env`` the
+environment type the callback was written for.
+"""
+
+from typing import Generic, final
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from .._custom_types import ArrayTree, NamedArrays, OptState, TrainingLog
+from ._types import EnvT_co, PolicyT_co, StateT_co, StepStateT_co
+
+
+@final
+class ResetContext(eqx.Module, Generic[EnvT_co, PolicyT_co]):
+    """Context of ``reset`` (once before training) and ``step_reset`` (once per
+    parallel environment before its first step).
+
+    Attributes:
+        env: the environment being trained on.
+        policy: the policy before training.
+        opt_state: the optimizer state before training.
+        algorithm: the algorithm (its hyperparameters).
+        total_timesteps: the number of environment steps asked for.
+        num_envs: the number of parallel environments.
+        locals: named arrays the algorithm exposes (documented per algorithm).
+    """
+
+    env: EnvT_co
+    policy: PolicyT_co
+    opt_state: OptState
+    algorithm: "AbstractAlgorithm"
+    total_timesteps: int = eqx.field(static=True)
+    num_envs: int = eqx.field(static=True)
+    locals: NamedArrays
+
+
+@final
+class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
+    """Context of ``on_step``: one transition of one environment.
+
+    Attributes:
+        state: this environment's callback step state.
+        env: the environment.
+        policy: the policy acting in this rollout.
+        opt_state: the optimizer state (as of the last update).
+        training_log: the training log of the last update (zeros before the first).
+        observation: the observation the action was chosen on.
+        action: the action taken (as the policy produced it, before any clipping).
+        next_observation: the observation after the step, before any automatic
+            reset (the final observation of an episode when ``done``).
+        reward: the raw environment reward (never bootstrapped).
+        terminated: the episode reached a terminal state.
+        truncated: the episode was cut by its time limit.
+        num_timesteps: environment steps taken over all envs before this step.
+        locals: named arrays the algorithm exposes (documented per algorithm).
+    """
+
+    state: StepStateT_co
+    env: EnvT_co
+    policy: PolicyT_co
+    opt_state: OptState
+    training_log: TrainingLog
+    observation: ArrayTree
+    action: ArrayTree
+    next_observation: ArrayTree
+    reward: Float[Array, ""]
+    terminated: Bool[Array, ""]
+    truncated: Bool[Array, ""]
+    num_timesteps: Int[Array, ""]
+    locals: NamedArrays
+
+    @property
+    def done(self) -> Bool[Array, ""]:
+        """``terminated | truncated``: the episode ended at this step."""
+        return jnp.logical_or(self.terminated, self.truncated)
+
+
+@final
+class IterationContext(
+    eqx.Module, Generic[StateT_co, StepStateT_co, EnvT_co, PolicyT_co]
+):
+    """Context of ``on_iteration`` and ``continue_training``: after an update.
+
+    Attributes:
+        state: the callback state.
+        step_state: the step states of all environments, leading axis ``num_envs``.
+        env: the environment.
+        policy: the policy after the update.
+        opt_state: the optimizer state after the update.
+        training_log: scalar statistics of the update, by name.
+        iteration_count: iterations completed, this one included.
+        num_timesteps: environment steps taken so far over all envs.
+        total_timesteps: the number of environment steps asked for.
+        algorithm: the algorithm (its hyperparameters).
+        locals: named arrays the algorithm exposes (documented per algorithm).
+    """
+
+    state: StateT_co
+    step_state: StepStateT_co
+    env: EnvT_co
+    policy: PolicyT_co
+    opt_state: OptState
+    training_log: TrainingLog
+    iteration_count: Int[Array, ""]
+    num_timesteps: Int[Array, ""]
+    total_timesteps: int = eqx.field(static=True)
+    algorithm: "AbstractAlgorithm"
+    locals: NamedArrays
+
+
+@final
+class TrainingContext(
+    eqx.Module, Generic[StateT_co, StepStateT_co, EnvT_co, PolicyT_co]
+):
+    """Context of ``on_training_start`` and ``on_training_end``.
+
+    Same fields as :class:`IterationContext`. At the start ``iteration_count`` and
+    ``num_timesteps`` are zero and ``training_log`` holds zeros; at the end they
+    describe the run as it stopped (early stopping included).
+    """
+
+    state: StateT_co
+    step_state: StepStateT_co
+    env: EnvT_co
+    policy: PolicyT_co
+    opt_state: OptState
+    training_log: TrainingLog
+    iteration_count: Int[Array, ""]
+    num_timesteps: Int[Array, ""]
+    total_timesteps: int = eqx.field(static=True)
+    algorithm: "AbstractAlgorithm"
+    locals: NamedArrays
+
+
+# Resolved here rather than at the top: the algorithm module imports the callback
+# framework, and the contexts' runtime type checks need the name bound in this
+# module. ``lerax/__init__.py`` imports ``lerax.callback`` before ``lerax.algorithm``.
+from ..algorithm._base import AbstractAlgorithm  # noqa: E402

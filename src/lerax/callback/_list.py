@@ -1,0 +1,281 @@
+"""CallbackList: run several callbacks as one."""
+
+from collections.abc import Sequence
+from typing import Any, Generic, cast, final, overload
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Bool
+from typing_extensions import TypeVar
+
+from .._custom_types import Key
+from ..env import AbstractEnv
+from ..policy import AbstractPolicy
+from ._base import AbstractCallback
+from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._invoke import (
+    call_continue_training,
+    call_on_iteration,
+    call_on_step,
+    call_on_training_end,
+    call_on_training_start,
+    call_reset,
+    call_step_reset,
+)
+from ._types import EnvT, PolicyT
+
+S1 = TypeVar("S1")
+S2 = TypeVar("S2")
+S3 = TypeVar("S3")
+S4 = TypeVar("S4")
+S5 = TypeVar("S5")
+S6 = TypeVar("S6")
+S7 = TypeVar("S7")
+S8 = TypeVar("S8")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+T5 = TypeVar("T5")
+T6 = TypeVar("T6")
+T7 = TypeVar("T7")
+T8 = TypeVar("T8")
+E = TypeVar("E", bound=AbstractEnv[Any, Any, Any], default=AbstractEnv[Any, Any, Any])
+P = TypeVar("P", bound=AbstractPolicy[Any, Any], default=AbstractPolicy[Any, Any])
+ListStateT = TypeVar("ListStateT", bound=tuple[object, ...])
+ListStepStateT = TypeVar("ListStepStateT", bound=tuple[object, ...])
+
+AnyCallback = AbstractCallback[Any, Any, Any, Any]
+CallbackLike = AnyCallback | Sequence["CallbackLike"]
+"""A callback or a (nested) sequence of callbacks."""
+
+
+@final
+class CallbackList(
+    AbstractCallback[ListStateT, ListStepStateT, EnvT, PolicyT],
+    Generic[ListStateT, ListStepStateT, EnvT, PolicyT],
+):
+    """Run several callbacks as one, in order.
+
+    Its state is the tuple of its members' states and its step state the tuple
+    of their step states, in member order; static type checkers infer both
+    (for up to eight members passed as separate arguments). Every hook is
+    forwarded to each member with its own slice of the state and its own key;
+    ``continue_training`` is the logical AND of the members'. A Python list
+    (``CallbackList([a, b])``) is accepted too, and nested lists are flattened.
+    Each member's returned states are validated like a top-level callback's.
+    """
+
+    callbacks: tuple[AnyCallback, ...]
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[S1], tuple[T1], E, P]",
+        c1: AbstractCallback[S1, T1, E, P],
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[S1, S2], tuple[T1, T2], E, P]",
+        c1: AbstractCallback[S1, T1, E, P],
+        c2: AbstractCallback[S2, T2, E, P],
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[S1, S2, S3], tuple[T1, T2, T3], E, P]",
+        c1: AbstractCallback[S1, T1, E, P],
+        c2: AbstractCallback[S2, T2, E, P],
+        c3: AbstractCallback[S3, T3, E, P],
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[S1, S2, S3, S4], tuple[T1, T2, T3, T4], E, P]",
+        c1: AbstractCallback[S1, T1, E, P],
+        c2: AbstractCallback[S2, T2, E, P],
+        c3: AbstractCallback[S3, T3, E, P],
+        c4: AbstractCallback[S4, T4, E, P],
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[S1, S2, S3, S4, S5], tuple[T1, T2, T3, T4, T5], E, P]",
+        c1: AbstractCallback[S1, T1, E, P],
+        c2: AbstractCallback[S2, T2, E, P],
+        c3: AbstractCallback[S3, T3, E, P],
+        c4: AbstractCallback[S4, T4, E, P],
+        c5: AbstractCallback[S5, T5, E, P],
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[S1, S2, S3, S4, S5, S6], tuple[T1, T2, T3, T4, T5, T6], E, P]",
+        c1: AbstractCallback[S1, T1, E, P],
+        c2: AbstractCallback[S2, T2, E, P],
+        c3: AbstractCallback[S3, T3, E, P],
+        c4: AbstractCallback[S4, T4, E, P],
+        c5: AbstractCallback[S5, T5, E, P],
+        c6: AbstractCallback[S6, T6, E, P],
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[S1, S2, S3, S4, S5, S6, S7], tuple[T1, T2, T3, T4, T5, T6, T7], E, P]",
+        c1: AbstractCallback[S1, T1, E, P],
+        c2: AbstractCallback[S2, T2, E, P],
+        c3: AbstractCallback[S3, T3, E, P],
+        c4: AbstractCallback[S4, T4, E, P],
+        c5: AbstractCallback[S5, T5, E, P],
+        c6: AbstractCallback[S6, T6, E, P],
+        c7: AbstractCallback[S7, T7, E, P],
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[S1, S2, S3, S4, S5, S6, S7, S8], tuple[T1, T2, T3, T4, T5, T6, T7, T8], E, P]",
+        c1: AbstractCallback[S1, T1, E, P],
+        c2: AbstractCallback[S2, T2, E, P],
+        c3: AbstractCallback[S3, T3, E, P],
+        c4: AbstractCallback[S4, T4, E, P],
+        c5: AbstractCallback[S5, T5, E, P],
+        c6: AbstractCallback[S6, T6, E, P],
+        c7: AbstractCallback[S7, T7, E, P],
+        c8: AbstractCallback[S8, T8, E, P],
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[Any, ...], tuple[Any, ...], E, P]",
+        *callbacks: "AbstractCallback[Any, Any, E, P] | Sequence[CallbackLike]",
+    ) -> None: ...
+
+    def __init__(self, *callbacks: CallbackLike) -> None:
+        flat = _flatten(callbacks)
+        if not flat:
+            raise ValueError(
+                "CallbackList needs at least one callback, got none; use "
+                "EmptyCallback() for a no-op"
+            )
+        self.callbacks = tuple(flat)
+
+    def _keys(self, key: Key) -> list[Key]:
+        return list(jr.split(key, len(self.callbacks)))
+
+    def reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> ListStateT:
+        states = tuple(
+            call_reset(cb, ctx, key=k)
+            for cb, k in zip(self.callbacks, self._keys(key), strict=True)
+        )
+        return cast(ListStateT, states)
+
+    def step_reset(
+        self, ctx: ResetContext[EnvT, PolicyT], *, key: Key
+    ) -> ListStepStateT:
+        states = tuple(
+            call_step_reset(cb, ctx, key=k)
+            for cb, k in zip(self.callbacks, self._keys(key), strict=True)
+        )
+        return cast(ListStepStateT, states)
+
+    def on_step(
+        self, ctx: StepContext[ListStepStateT, EnvT, PolicyT], *, key: Key
+    ) -> ListStepStateT:
+        states = tuple(
+            call_on_step(cb, eqx.tree_at(lambda c: c.state, ctx, s), key=k)
+            for cb, s, k in zip(self.callbacks, ctx.state, self._keys(key), strict=True)
+        )
+        return cast(ListStepStateT, states)
+
+    def on_iteration(
+        self,
+        ctx: IterationContext[ListStateT, ListStepStateT, EnvT, PolicyT],
+        *,
+        key: Key,
+    ) -> ListStateT:
+        states = tuple(
+            call_on_iteration(cb, _member(ctx, i), key=k)
+            for i, (cb, k) in enumerate(
+                zip(self.callbacks, self._keys(key), strict=True)
+            )
+        )
+        return cast(ListStateT, states)
+
+    def continue_training(
+        self,
+        ctx: IterationContext[ListStateT, ListStepStateT, EnvT, PolicyT],
+        *,
+        key: Key,
+    ) -> Bool[Array, ""]:
+        flags = [
+            call_continue_training(cb, _member(ctx, i), key=k)
+            for i, (cb, k) in enumerate(
+                zip(self.callbacks, self._keys(key), strict=True)
+            )
+        ]
+        return jnp.all(jnp.stack(flags))
+
+    def on_training_start(
+        self,
+        ctx: TrainingContext[ListStateT, ListStepStateT, EnvT, PolicyT],
+        *,
+        key: Key,
+    ) -> ListStateT:
+        states = tuple(
+            call_on_training_start(cb, _member(ctx, i), key=k)
+            for i, (cb, k) in enumerate(
+                zip(self.callbacks, self._keys(key), strict=True)
+            )
+        )
+        return cast(ListStateT, states)
+
+    def on_training_end(
+        self,
+        ctx: TrainingContext[ListStateT, ListStepStateT, EnvT, PolicyT],
+        *,
+        key: Key,
+    ) -> ListStateT:
+        states = tuple(
+            call_on_training_end(cb, _member(ctx, i), key=k)
+            for i, (cb, k) in enumerate(
+                zip(self.callbacks, self._keys(key), strict=True)
+            )
+        )
+        return cast(ListStateT, states)
+
+
+CtxT = TypeVar(
+    "CtxT", IterationContext[Any, Any, Any, Any], TrainingContext[Any, Any, Any, Any]
+)
+
+
+def _member(ctx: CtxT, i: int) -> CtxT:
+    """The context member ``i`` sees: its own state and step state."""
+    return eqx.tree_at(
+        lambda c: (c.state, c.step_state), ctx, (ctx.state[i], ctx.step_state[i])
+    )
+
+
+def _flatten(items: Sequence[CallbackLike]) -> list[AnyCallback]:
+    flat: list[AnyCallback] = []
+    for item in items:
+        if isinstance(item, AbstractCallback):
+            flat.append(item)
+        elif isinstance(item, list | tuple):
+            flat.extend(_flatten(item))
+        else:
+            raise TypeError(
+                "CallbackList members must be callbacks (AbstractCallback "
+                f"instances) or lists of them, got {item!r} of type "
+                f"{type(item).__qualname__}"
+            )
+    return flat
