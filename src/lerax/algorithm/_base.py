@@ -35,6 +35,7 @@ from ..callback._invoke import (
     call_step_reset,
 )
 from ..callback._list import CallbackLike, CallbackList
+from ..callback._run_index import run_index
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box
@@ -339,6 +340,14 @@ def _train(
     cb_key = jr.fold_in(key, _CALLBACK_STREAM)
     reset_key, train_key = jr.split(key)
 
+    index = run_index(
+        (
+            jr.key_data(key),
+            eqx.filter(policy, eqx.is_array),
+            eqx.filter(env, eqx.is_array),
+            eqx.filter(callback, eqx.is_array),
+        )
+    )
     optimizer = algo.optimizer(num_iterations)
     opt_state = optimizer.init(eqx.filter(policy, eqx.is_inexact_array))
     env_states, observations = jax.vmap(lambda k: env.reset(key=k))(
@@ -353,6 +362,7 @@ def _train(
         total_timesteps=total_timesteps,
         num_envs=num_envs,
         locals=no_locals,
+        run_index=index,
     )
     k_reset, k_step_reset, k_start, k_loop, k_end = jr.split(cb_key, 5)
     cb_state = call_reset(callback, reset_ctx, key=k_reset)
@@ -383,6 +393,7 @@ def _train(
             total_timesteps=total_timesteps,
             algorithm=algo,
             locals=no_locals,
+            run_index=index,
         )
 
     cb_state = call_on_training_start(
@@ -402,6 +413,7 @@ def _train(
         env_states: PyTree,
         observations: ArrayTree,
         cb_step_state: Any,
+        iteration: Int[Array, ""],
         timesteps: Int[Array, ""],
         key: Key,
         cb_key: Key,
@@ -433,8 +445,10 @@ def _train(
                 reward=ts.reward,
                 terminated=ts.terminated,
                 truncated=ts.truncated,
+                iteration_count=iteration,
                 num_timesteps=step_timesteps,
                 locals=extras,
+                run_index=index,
             )
             step_state = call_on_step(callback, step_ctx, key=cb_key)
             record = (
@@ -509,6 +523,7 @@ def _train(
             env_states,
             observations,
             cb_step_state,
+            iteration,
             timesteps,
             k_collect,
             k_cb_collect,
@@ -530,6 +545,7 @@ def _train(
             total_timesteps=total_timesteps,
             algorithm=algo,
             locals=no_locals,
+            run_index=index,
         )
         cb_state = call_on_iteration(callback, iter_ctx, key=k_cb_iter)
         keep_going = call_continue_training(

@@ -15,3 +15,4 @@ from ._empty import EmptyCallback as EmptyCallback
 from ._errors import CallbackStateError as CallbackStateError
 from ._list import CallbackList as CallbackList
 from ._list import CallbackLike as CallbackLike
+from ._run_index import run_index as run_index

@@ -29,6 +29,8 @@ class ResetContext(eqx.Module, Generic[EnvT_co, PolicyT_co]):
         total_timesteps: the number of environment steps asked for.
         num_envs: the number of parallel environments.
         locals: named arrays the algorithm exposes (documented per algorithm).
+        run_index: this run's index when training is vmapped over runs (seeds),
+            else 0 (see :func:`~lerax.callback.run_index`).
     """
 
     env: EnvT_co
@@ -38,6 +40,7 @@ class ResetContext(eqx.Module, Generic[EnvT_co, PolicyT_co]):
     total_timesteps: int = eqx.field(static=True)
     num_envs: int = eqx.field(static=True)
     locals: NamedArrays
+    run_index: Int[Array, ""]
 
 
 @final
@@ -57,8 +60,10 @@ class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
         reward: the raw environment reward (never bootstrapped).
         terminated: the episode reached a terminal state.
         truncated: the episode was cut by its time limit.
+        iteration_count: iterations completed before this step.
         num_timesteps: environment steps taken over all envs before this step.
         locals: named arrays the algorithm exposes (documented per algorithm).
+        run_index: this run's index when training is vmapped over runs, else 0.
     """
 
     state: StepStateT_co
@@ -72,8 +77,10 @@ class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
     reward: Float[Array, ""]
     terminated: Bool[Array, ""]
     truncated: Bool[Array, ""]
+    iteration_count: Int[Array, ""]
     num_timesteps: Int[Array, ""]
     locals: NamedArrays
+    run_index: Int[Array, ""]
 
     @property
     def done(self) -> Bool[Array, ""]:
@@ -99,6 +106,7 @@ class IterationContext(
         total_timesteps: the number of environment steps asked for.
         algorithm: the algorithm (its hyperparameters).
         locals: named arrays the algorithm exposes (documented per algorithm).
+        run_index: this run's index when training is vmapped over runs, else 0.
     """
 
     state: StateT_co
@@ -112,6 +120,7 @@ class IterationContext(
     total_timesteps: int = eqx.field(static=True)
     algorithm: "AbstractAlgorithm"
     locals: NamedArrays
+    run_index: Int[Array, ""]
 
 
 @final
@@ -136,6 +145,7 @@ class TrainingContext(
     total_timesteps: int = eqx.field(static=True)
     algorithm: "AbstractAlgorithm"
     locals: NamedArrays
+    run_index: Int[Array, ""]
 
 
 # Resolved here rather than at the top: the algorithm module imports the callback

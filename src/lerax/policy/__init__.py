@@ -2,3 +2,4 @@
 
 from ._base import AbstractActorCriticPolicy as AbstractActorCriticPolicy
 from ._base import AbstractPolicy as AbstractPolicy
+from ._mlp import MLPActorCriticPolicy as MLPActorCriticPolicy

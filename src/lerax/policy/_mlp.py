@@ -1,0 +1,258 @@
+"""A multilayer-perceptron actor-critic policy."""
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar, final, runtime_checkable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, Shaped
+
+from .._custom_types import Key
+from ..distribution import Categorical, Normal
+from ..space import AbstractSpace, Box, Discrete
+from ._base import AbstractActorCriticPolicy
+
+ObsT = TypeVar("ObsT")
+ActT = TypeVar("ActT")
+
+Activation = Callable[[Float[Array, " n"]], Float[Array, " n"]]
+
+_HIDDEN_GAIN = math.sqrt(2.0)
+_POLICY_GAIN = 0.01
+_VALUE_GAIN = 1.0
+
+
+@runtime_checkable
+class _HasSpaces(Protocol[ObsT, ActT]):
+    """Anything with an observation and an action space, e.g. an ``AbstractEnv``."""
+
+    @property
+    def observation_space(self) -> AbstractSpace[ObsT]: ...
+
+    @property
+    def action_space(self) -> AbstractSpace[ActT]: ...
+
+
+@final
+class _Linear(eqx.Module):
+    """An affine layer ``weight @ x + bias``."""
+
+    weight: Float[Array, "o i"]
+    bias: Float[Array, " o"]
+
+    def __call__(self, x: Float[Array, " i"]) -> Float[Array, " o"]:
+        return self.weight @ x + self.bias
+
+
+def _orthogonal_linear(
+    in_size: int, out_size: int, gain: float, *, key: Key
+) -> _Linear:
+    """A layer with an orthogonal weight times ``gain`` and a zero bias.
+
+    As ``torch.nn.init.orthogonal_`` (Stable-Baselines3, CleanRL): the
+    ``(out_size, in_size)`` weight has orthonormal rows when ``out_size <=
+    in_size`` and orthonormal columns otherwise, scaled by ``gain``.
+    """
+    init = jax.nn.initializers.orthogonal(scale=gain)
+    weight = init(key, (out_size, in_size), jnp.float32)
+    return _Linear(weight, jnp.zeros((out_size,), jnp.float32))
+
+
+@final
+class _Torso(eqx.Module):
+    """Hidden layers, each followed by the activation (identity if none)."""
+
+    layers: tuple[_Linear, ...]
+    activation: Activation = eqx.field(static=True)
+
+    def __call__(self, x: Float[Array, " i"]) -> Float[Array, " o"]:
+        for layer in self.layers:
+            x = self.activation(layer(x))
+        return x
+
+
+def _torso(
+    in_size: int, hidden_sizes: tuple[int, ...], activation: Activation, *, key: Key
+) -> _Torso:
+    sizes = (in_size, *hidden_sizes)
+    keys = jr.split(key, max(len(hidden_sizes), 1))
+    layers = tuple(
+        _orthogonal_linear(sizes[i], sizes[i + 1], _HIDDEN_GAIN, key=keys[i])
+        for i in range(len(hidden_sizes))
+    )
+    return _Torso(layers, activation)
+
+
+@final
+class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]):
+    """An actor-critic policy made of multilayer perceptrons (PPO/A2C default).
+
+    The observation is flattened with ``observation_space.flatten``. By default
+    the actor and the critic are separate MLPs; with ``shared=True`` one torso
+    feeds both heads. Weights are initialised orthogonally as in
+    Stable-Baselines3 and CleanRL: gain ``sqrt(2)`` for hidden layers, ``0.01``
+    for the action head, ``1`` for the value head, and zero biases.
+
+    The action distribution depends on the action space:
+
+    - ``Discrete(n)``: a :class:`~lerax.distribution.Categorical` over ``n``
+      logits; actions are int32 scalars in ``start, ..., start + n - 1``.
+    - ``Box``: a diagonal :class:`~lerax.distribution.Normal` whose mean is the
+      action head's output and whose ``log_std`` is a learnable vector that
+      does not depend on the observation. Actions have the box's shape and are
+      not clipped to its bounds (the training loop clips before stepping).
+
+    Any other action space raises ``TypeError``.
+
+    Args:
+        env: anything with ``observation_space`` and ``action_space``, such as an
+            environment.
+        key: the initialisation key.
+        hidden_sizes: the width of each hidden layer (``()`` for linear heads).
+        activation: the hidden activation; a static (non-trainable) function.
+        shared: whether the actor and the critic share one torso.
+        log_std_init: the initial value of every entry of ``log_std`` (Box only).
+    """
+
+    observation_space: AbstractSpace[ObsT]
+    action_space: Discrete | Box
+    actor_torso: _Torso
+    critic_torso: _Torso | None
+    action_head: _Linear
+    value_head: _Linear
+    log_std: Float[Array, " a"] | None
+    shared: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        env: _HasSpaces[ObsT, Shaped[Array, "..."]],
+        *,
+        key: Key,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: Activation = jax.nn.tanh,
+        shared: bool = False,
+        log_std_init: float = 0.0,
+    ):
+        observation_space = env.observation_space
+        action_space = env.action_space
+        if not isinstance(observation_space, AbstractSpace):
+            raise TypeError(
+                "MLPActorCriticPolicy: env.observation_space must be an "
+                f"AbstractSpace, got {observation_space!r}"
+            )
+        if isinstance(action_space, Discrete):
+            action_size = action_space.n
+        elif isinstance(action_space, Box):
+            if not jnp.issubdtype(action_space.dtype, jnp.floating):
+                raise TypeError(
+                    "MLPActorCriticPolicy: a Box action space must have a floating "
+                    f"dtype, got dtype {action_space.dtype} in {action_space!r}"
+                )
+            action_size = action_space.flat_size
+        else:
+            raise TypeError(
+                "MLPActorCriticPolicy: action_space must be Discrete or Box, got "
+                f"{type(action_space).__name__}: {action_space!r}"
+            )
+        sizes = tuple(hidden_sizes)
+        if not all(
+            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
+        ):
+            raise ValueError(
+                "MLPActorCriticPolicy: hidden_sizes must be positive ints, got "
+                f"hidden_sizes={hidden_sizes!r}"
+            )
+        if not callable(activation):
+            raise TypeError(
+                "MLPActorCriticPolicy: activation must be callable, got "
+                f"activation={activation!r}"
+            )
+        if not math.isfinite(log_std_init):
+            raise ValueError(
+                "MLPActorCriticPolicy: log_std_init must be finite, got "
+                f"log_std_init={log_std_init!r}"
+            )
+
+        k_actor, k_critic, k_pi, k_v = jr.split(key, 4)
+        in_size = observation_space.flat_size
+        feature_size = sizes[-1] if sizes else in_size
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.actor_torso = _torso(in_size, sizes, activation, key=k_actor)
+        self.critic_torso = (
+            None if shared else _torso(in_size, sizes, activation, key=k_critic)
+        )
+        self.action_head = _orthogonal_linear(
+            feature_size, action_size, _POLICY_GAIN, key=k_pi
+        )
+        self.value_head = _orthogonal_linear(feature_size, 1, _VALUE_GAIN, key=k_v)
+        self.log_std = (
+            jnp.full((action_size,), log_std_init, jnp.float32)
+            if isinstance(action_space, Box)
+            else None
+        )
+        self.shared = shared
+
+    def _forward(
+        self, observation: ObsT
+    ) -> tuple[Categorical | Normal, Float[Array, ""]]:
+        """The action distribution (over flat actions) and the value."""
+        x = self.observation_space.flatten(observation)
+        actor_features = self.actor_torso(x)
+        critic_features = (
+            actor_features if self.critic_torso is None else self.critic_torso(x)
+        )
+        value = self.value_head(critic_features)[0]
+        out = self.action_head(actor_features)
+        if self.log_std is None:
+            return Categorical(out), value
+        return Normal(out, self.log_std), value
+
+    def _to_action(self, flat: Shaped[Array, "..."]) -> Shaped[Array, "..."]:
+        """Map a sample of the distribution to an element of the action space."""
+        space = self.action_space
+        if isinstance(space, Discrete):
+            return (flat + space.start).astype(jnp.int32)
+        return jnp.reshape(flat, space.shape).astype(space.dtype)
+
+    def _from_action(self, action: Shaped[Array, "..."]) -> Shaped[Array, "..."]:
+        """Invert :meth:`_to_action`."""
+        space = self.action_space
+        if isinstance(space, Discrete):
+            return jnp.asarray(action, jnp.int32) - space.start
+        return jnp.ravel(action).astype(jnp.float32)
+
+    def __call__(
+        self, observation: ObsT, *, key: Key | None = None
+    ) -> Shaped[Array, "..."]:
+        """Sample an action with ``key``; the distribution's mode when ``None``."""
+        dist, _ = self._forward(observation)
+        flat = dist.mode() if key is None else dist.sample(key=key)
+        return self._to_action(flat)
+
+    def action_and_value(
+        self, observation: ObsT, *, key: Key
+    ) -> tuple[Shaped[Array, "..."], Float[Array, ""], Float[Array, ""]]:
+        """Sample an action; return ``(action, log_prob(action), value)``."""
+        dist, value = self._forward(observation)
+        if isinstance(dist, Categorical):
+            index = dist.sample(key=key)
+            return self._to_action(index), dist.log_prob(index), value
+        flat = dist.sample(key=key)
+        return self._to_action(flat), dist.log_prob(flat), value
+
+    def evaluate_action(
+        self, observation: ObsT, action: Shaped[Array, "..."]
+    ) -> tuple[Float[Array, ""], Float[Array, ""], Float[Array, ""]]:
+        """Return ``(log_prob(action), entropy, value)``."""
+        dist, value = self._forward(observation)
+        flat = self._from_action(action)
+        return dist.log_prob(flat), dist.entropy(), value
+
+    def value(self, observation: ObsT) -> Float[Array, ""]:
+        """The state-value estimate of ``observation``."""
+        _, value = self._forward(observation)
+        return value
