@@ -124,8 +124,8 @@ class Acrobot(AbstractEnv[AcrobotState, Float[Array, " 6"], Int[Array, ""]]):
                 1.0,
                 1.0,
                 1.0,
-                concrete(name, "max_vel_1", self.max_vel_1),
-                concrete(name, "max_vel_2", self.max_vel_2),
+                concrete(name, "max_vel_1", max_vel_1),
+                concrete(name, "max_vel_2", max_vel_2),
             ],
             dtype=np.float32,
         )

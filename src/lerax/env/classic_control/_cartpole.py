@@ -94,12 +94,9 @@ class CartPole(AbstractEnv[CartPoleState, Float[Array, " 4"], Int[Array, ""]]):
         self.max_episode_steps = episode_steps(name, max_episode_steps)
         high = np.array(
             [
-                2 * concrete(name, "x_threshold", self.x_threshold),
+                2 * concrete(name, "x_threshold", x_threshold),
                 np.inf,
-                2
-                * concrete(
-                    name, "theta_threshold_radians", self.theta_threshold_radians
-                ),
+                2 * concrete(name, "theta_threshold_radians", theta_threshold_radians),
                 np.inf,
             ],
             dtype=np.float32,

@@ -36,10 +36,7 @@ def _reset(key: Key) -> tuple[MountainCarState, Float[Array, " 2"]]:
 
 
 def _observation_space(
-    env: str,
-    min_position: Float[Array, ""],
-    max_position: Float[Array, ""],
-    max_speed: Float[Array, ""],
+    env: str, min_position: ScalarLike, max_position: ScalarLike, max_speed: ScalarLike
 ) -> Box:
     speed = concrete(env, "max_speed", max_speed)
     low = np.array([concrete(env, "min_position", min_position), -speed], np.float32)
@@ -110,9 +107,7 @@ class MountainCar(AbstractEnv[MountainCarState, Float[Array, " 2"], Int[Array, "
         name = "MountainCar"
         self.min_position = float_param(name, "min_position", min_position, "finite")
         self.max_position = float_param(name, "max_position", max_position, "finite")
-        ordered(
-            name, "min_position", self.min_position, "max_position", self.max_position
-        )
+        ordered(name, "min_position", min_position, "max_position", max_position)
         self.max_speed = float_param(name, "max_speed", max_speed, "positive")
         self.goal_position = float_param(name, "goal_position", goal_position, "finite")
         self.goal_velocity = float_param(name, "goal_velocity", goal_velocity, "finite")
@@ -120,7 +115,7 @@ class MountainCar(AbstractEnv[MountainCarState, Float[Array, " 2"], Int[Array, "
         self.gravity = float_param(name, "gravity", gravity, "finite")
         self.max_episode_steps = episode_steps(name, max_episode_steps)
         self.observation_space = _observation_space(
-            name, self.min_position, self.max_position, self.max_speed
+            name, min_position, max_position, max_speed
         )
         self.action_space = Discrete(3)
 
@@ -209,22 +204,20 @@ class ContinuousMountainCar(
         name = "ContinuousMountainCar"
         self.min_position = float_param(name, "min_position", min_position, "finite")
         self.max_position = float_param(name, "max_position", max_position, "finite")
-        ordered(
-            name, "min_position", self.min_position, "max_position", self.max_position
-        )
+        ordered(name, "min_position", min_position, "max_position", max_position)
         self.max_speed = float_param(name, "max_speed", max_speed, "positive")
         self.goal_position = float_param(name, "goal_position", goal_position, "finite")
         self.goal_velocity = float_param(name, "goal_velocity", goal_velocity, "finite")
         self.power = float_param(name, "power", power, "nonnegative")
         self.gravity = float_param(name, "gravity", gravity, "finite")
-        low = float_param(name, "min_action", min_action, "finite")
-        high = float_param(name, "max_action", max_action, "finite")
-        ordered(name, "min_action", low, "max_action", high)
-        self.min_action = concrete(name, "min_action", low)
-        self.max_action = concrete(name, "max_action", high)
+        float_param(name, "min_action", min_action, "finite")
+        float_param(name, "max_action", max_action, "finite")
+        ordered(name, "min_action", min_action, "max_action", max_action)
+        self.min_action = concrete(name, "min_action", min_action)
+        self.max_action = concrete(name, "max_action", max_action)
         self.max_episode_steps = episode_steps(name, max_episode_steps)
         self.observation_space = _observation_space(
-            name, self.min_position, self.max_position, self.max_speed
+            name, min_position, max_position, max_speed
         )
         self.action_space = Box(
             self.min_action, self.max_action, shape=(1,), dtype=np.float32

@@ -4,6 +4,7 @@ import math
 from typing import Literal
 
 import jax.numpy as jnp
+import numpy as np
 from jax.core import Tracer
 from jaxtyping import Array, Float
 
@@ -18,7 +19,7 @@ _ALLOWED: dict[Requirement, str] = {
 }
 
 
-def _is_traced(x: Float[Array, ""]) -> bool:
+def _is_traced(x: ScalarLike) -> bool:
     """Whether ``x`` is a tracer (abstract inside jit/vmap), so not inspectable."""
     return isinstance(x, Tracer)
 
@@ -29,18 +30,17 @@ def float_param(
     """Convert ``value`` to a float32 scalar array leaf, checking ``requirement``.
 
     Raises ``TypeError`` for a bool or a non-scalar and ``ValueError`` for a value
-    outside what is allowed. A traced value (an environment built inside ``jit``
-    or ``vmap``) cannot be inspected and is accepted as is.
+    outside what is allowed. A traced value (a parameter passed in from inside
+    ``jit`` or ``vmap``) cannot be inspected and is accepted as is.
     """
     if isinstance(value, bool):
         raise TypeError(f"{env}: {name} must be {_ALLOWED[requirement]}, got {value!r}")
-    arr = jnp.asarray(value, dtype=jnp.float32)
-    if arr.shape != ():
+    if jnp.shape(value) != ():
         raise TypeError(
-            f"{env}: {name} must be a scalar, got an array of shape {arr.shape}"
+            f"{env}: {name} must be a scalar, got an array of shape {jnp.shape(value)}"
         )
-    if not _is_traced(arr):
-        v = float(arr)
+    if not _is_traced(value):
+        v = float(value)
         ok = math.isfinite(v) and (
             requirement == "finite"
             or (requirement == "positive" and v > 0)
@@ -50,7 +50,7 @@ def float_param(
             raise ValueError(
                 f"{env}: {name} must be {_ALLOWED[requirement]}, got {name}={value!r}"
             )
-    return arr
+    return jnp.asarray(value, dtype=jnp.float32)
 
 
 def episode_steps(env: str, value: int) -> int:
@@ -68,28 +68,27 @@ def episode_steps(env: str, value: int) -> int:
 
 
 def ordered(
-    env: str,
-    low_name: str,
-    low: Float[Array, ""],
-    high_name: str,
-    high: Float[Array, ""],
+    env: str, low_name: str, low: ScalarLike, high_name: str, high: ScalarLike
 ) -> None:
     """Require ``low < high`` for two checked parameters (skipped when traced)."""
     if _is_traced(low) or _is_traced(high):
         return
     if not float(low) < float(high):
         raise ValueError(
-            f"{env}: {low_name} must be < {high_name}, got {low_name}={float(low)} "
-            f"and {high_name}={float(high)}"
+            f"{env}: {low_name} must be < {high_name}, got {low_name}={low!r} "
+            f"and {high_name}={high!r}"
         )
 
 
-def concrete(env: str, name: str, value: Float[Array, ""]) -> float:
-    """The Python value of a parameter that also sets a (static) space bound."""
+def concrete(env: str, name: str, value: ScalarLike) -> float:
+    """The float32-rounded Python value of a parameter that sets a space bound.
+
+    Spaces are static, so such a parameter must not be traced.
+    """
     if _is_traced(value):
         raise TypeError(
             f"{env}: {name} sets a bound of a space, which is static, so it must be "
             f"a concrete value at construction, got a traced value; build the "
             f"environment outside jit/vmap and replace the leaf with eqx.tree_at"
         )
-    return float(value)
+    return float(np.float32(value))

@@ -81,13 +81,10 @@ class Pendulum(AbstractEnv[PendulumState, Float[Array, " 3"], Float[Array, " 1"]
         self.length = float_param(name, "length", length, "positive")
         self.dt = float_param(name, "dt", dt, "positive")
         self.max_speed = float_param(name, "max_speed", max_speed, "positive")
-        self.max_torque = concrete(
-            name, "max_torque", float_param(name, "max_torque", max_torque, "positive")
-        )
+        float_param(name, "max_torque", max_torque, "positive")
+        self.max_torque = concrete(name, "max_torque", max_torque)
         self.max_episode_steps = episode_steps(name, max_episode_steps)
-        high = np.array(
-            [1.0, 1.0, concrete(name, "max_speed", self.max_speed)], np.float32
-        )
+        high = np.array([1.0, 1.0, concrete(name, "max_speed", max_speed)], np.float32)
         self.observation_space = Box(-high, high, dtype=np.float32)
         self.action_space = Box(
             -self.max_torque, self.max_torque, shape=(1,), dtype=np.float32
