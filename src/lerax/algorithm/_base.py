@@ -2,7 +2,7 @@
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, final, overload
+from typing import Any, Generic, TypeAlias, final, overload
 
 import equinox as eqx
 import jax
@@ -34,7 +34,7 @@ from ..callback._invoke import (
     call_reset,
     call_step_reset,
 )
-from ..callback._list import CallbackLike, CallbackList
+from ..callback._list import CallbackLike, CallbackList, CallbackSequence
 from ..callback._run_index import run_index
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
@@ -184,7 +184,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
     @overload
     def train(
         self,
-        env: E,
+        env: AbstractEnv[Any, Any, Any],
         policy: P,
         total_timesteps: int,
         *,
@@ -204,16 +204,16 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
     @overload
     def train(
         self,
-        env: E,
+        env: AbstractEnv[Any, Any, Any],
         policy: P,
         total_timesteps: int,
         *,
         key: Key,
-        callback: Sequence[CallbackLike],
+        callback: CallbackSequence,
     ) -> TrainResult[P, tuple[Any, ...], tuple[Any, ...]]: ...
     def train(
         self,
-        env: E,
+        env: AbstractEnv[Any, Any, Any],
         policy: P,
         total_timesteps: int,
         *,
@@ -251,7 +251,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
     @overload
     def learn(
         self,
-        env: E,
+        env: AbstractEnv[Any, Any, Any],
         policy: P,
         total_timesteps: int,
         *,
@@ -266,11 +266,11 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         total_timesteps: int,
         *,
         key: Key,
-        callback: AbstractCallback[Any, Any, E, P] | Sequence[CallbackLike],
+        callback: AbstractCallback[Any, Any, E, P] | CallbackSequence,
     ) -> P: ...
     def learn(
         self,
-        env: E,
+        env: AbstractEnv[Any, Any, Any],
         policy: P,
         total_timesteps: int,
         *,
@@ -278,9 +278,10 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         callback: CallbackLike | None = None,
     ) -> P:
         """Like :meth:`train`, returning only the trained policy."""
-        return self.train(  # type: ignore[call-overload,no-any-return]  # the union argument covers all overloads
+        result: TrainResult[P, Any, Any] = self.train(
             env, policy, total_timesteps, key=key, callback=callback
-        ).policy
+        )
+        return result.policy
 
 
 def as_callback(callback: object) -> AbstractCallback[Any, Any, Any, Any]:
@@ -322,6 +323,7 @@ def _tree_where(pred: Bool[Array, ""], a: PyTree, b: PyTree) -> PyTree:
     return jax.tree.map(lambda x, y: jnp.where(pred, x, y), a, b)
 
 
+_Carry: TypeAlias = tuple[Any, ...]
 _CALLBACK_STREAM = 0x1E4A  # fold_in constant separating the callbacks' key stream
 
 
@@ -492,13 +494,11 @@ def _train(
         )
         return rollout, env_states, observations, cb_step_state
 
-    Carry = tuple[Any, ...]
-
-    def cond(carry: Carry) -> Bool[Array, ""]:
+    def cond(carry: _Carry) -> Bool[Array, ""]:
         iteration, keep_going = carry[0], carry[-1]
         return jnp.logical_and(keep_going, iteration < num_iterations)
 
-    def body(carry: Carry) -> Carry:
+    def body(carry: _Carry) -> _Carry:
         (
             iteration,
             timesteps,

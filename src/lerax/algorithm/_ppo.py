@@ -194,13 +194,16 @@ class PPO(AbstractAlgorithm[ActorCritic]):
             params, opt_state = carry
             data = jax.tree.map(lambda x: x[idx], flat)
             (_, stats), grads = grad_fn(params, data)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
+            # optax mixes integer step counts with floats: allow its promotions
+            # even when users run JAX with strict dtype promotion.
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             return (params, opt_state), stats
 
         def epoch(
             carry: tuple[PyTree, OptState], key: Key
-        ) -> tuple[tuple[PyTree, OptState], dict[str, Float[Array, ""]]]:
+        ) -> tuple[tuple[PyTree, OptState], dict[str, Float[Array, " minibatches"]]]:
             perm = jr.permutation(key, batch).reshape(self.num_minibatches, minibatch)
             return jax.lax.scan(minibatch_step, carry, perm)
 

@@ -6,7 +6,7 @@ types first, then in the environment and policy types, so that inside a hook
 environment type the callback was written for.
 """
 
-from typing import Generic, final
+from typing import Any, Generic, final
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -36,7 +36,7 @@ class ResetContext(eqx.Module, Generic[EnvT_co, PolicyT_co]):
     env: EnvT_co
     policy: PolicyT_co
     opt_state: OptState
-    algorithm: "AbstractAlgorithm"
+    algorithm: "AbstractAlgorithm[Any]"
     total_timesteps: int = eqx.field(static=True)
     num_envs: int = eqx.field(static=True)
     locals: NamedArrays
@@ -118,7 +118,7 @@ class IterationContext(
     iteration_count: Int[Array, ""]
     num_timesteps: Int[Array, ""]
     total_timesteps: int = eqx.field(static=True)
-    algorithm: "AbstractAlgorithm"
+    algorithm: "AbstractAlgorithm[Any]"
     locals: NamedArrays
     run_index: Int[Array, ""]
 
@@ -143,7 +143,7 @@ class TrainingContext(
     iteration_count: Int[Array, ""]
     num_timesteps: Int[Array, ""]
     total_timesteps: int = eqx.field(static=True)
-    algorithm: "AbstractAlgorithm"
+    algorithm: "AbstractAlgorithm[Any]"
     locals: NamedArrays
     run_index: Int[Array, ""]
 

@@ -1,7 +1,7 @@
 """CallbackList: run several callbacks as one."""
 
 from collections.abc import Sequence
-from typing import Any, Generic, cast, final, overload
+from typing import Any, Generic, TypeAlias, cast, final, overload
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -46,9 +46,11 @@ P = TypeVar("P", bound=AbstractPolicy[Any, Any], default=AbstractPolicy[Any, Any
 ListStateT = TypeVar("ListStateT", bound=tuple[object, ...])
 ListStepStateT = TypeVar("ListStepStateT", bound=tuple[object, ...])
 
-AnyCallback = AbstractCallback[Any, Any, Any, Any]
-CallbackLike = AnyCallback | Sequence["CallbackLike"]
-"""A callback or a (nested) sequence of callbacks."""
+AnyCallback: TypeAlias = AbstractCallback[Any, Any, Any, Any]
+CallbackSequence: TypeAlias = Sequence[AnyCallback | Sequence[AnyCallback]]
+CallbackLike: TypeAlias = AnyCallback | CallbackSequence
+"""A callback or a sequence of callbacks (lists may nest; static checkers see
+two levels)."""
 
 
 @final
@@ -156,7 +158,7 @@ class CallbackList(
     @overload
     def __init__(
         self: "CallbackList[tuple[Any, ...], tuple[Any, ...], E, P]",
-        *callbacks: "AbstractCallback[Any, Any, E, P] | Sequence[CallbackLike]",
+        *callbacks: CallbackLike,
     ) -> None: ...
 
     def __init__(self, *callbacks: CallbackLike) -> None:
@@ -260,12 +262,13 @@ CtxT = TypeVar(
 
 def _member(ctx: CtxT, i: int) -> CtxT:
     """The context member ``i`` sees: its own state and step state."""
-    return eqx.tree_at(
+    member = eqx.tree_at(
         lambda c: (c.state, c.step_state), ctx, (ctx.state[i], ctx.step_state[i])
     )
+    return cast(CtxT, member)
 
 
-def _flatten(items: Sequence[CallbackLike]) -> list[AnyCallback]:
+def _flatten(items: Sequence[object]) -> list[AnyCallback]:
     flat: list[AnyCallback] = []
     for item in items:
         if isinstance(item, AbstractCallback):

@@ -28,4 +28,5 @@ def run_index(anchor: PyTree) -> Int[Array, ""]:
     axis that batches ``anchor`` is counted.
     """
     leaves = [jnp.asarray(x) for x in jax.tree.leaves(anchor) if isinstance(x, jax.Array)]
-    return _index(leaves)
+    index: Int[Array, ""] = jnp.asarray(_index(leaves))
+    return index

@@ -7,7 +7,7 @@ added to the compiled program.
 import dataclasses
 import functools
 import typing
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +42,7 @@ def check_state(
     where = f"{type(callback).__qualname__}.{hook}"
     state_t, step_state_t = declared_state_types(type(callback))
     declared = state_t if kind == "state" else step_state_t
-    if not isinstance(declared, TypeVar) and not is_bearable(value, declared):
+    if not isinstance(declared, TypeVar) and not is_bearable(value, cast(Any, declared)):
         raise CallbackStateError(
             f"{where} must return its declared {kind} type "
             f"{_name(declared)}, got {_describe(value)}"
@@ -84,7 +84,7 @@ def _check_annotations(where: str, kind: Kind, value: object, path: str) -> None
     with jaxtyped("context"):
         for name, hint in hints.items():
             field_value = getattr(value, name)
-            if not is_bearable(field_value, hint):
+            if not is_bearable(field_value, cast(Any, hint)):
                 raise CallbackStateError(
                     f"{where} returned a {kind} whose field {path}.{name} does not "
                     f"match its annotation {_hint_name(hint)}: got "
@@ -99,7 +99,7 @@ def _field_hints(cls: type) -> dict[str, object]:
     hints = typing.get_type_hints(cls, include_extras=True)
     return {
         f.name: hints[f.name]
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]  # cls is a dataclass type here
+        for f in dataclasses.fields(cls)
         if f.name in hints
     }
 
@@ -110,7 +110,7 @@ def _check_same_structure(
     origin = "reset" if kind == "state" else "step_reset"
     got_leaves, got_def = jax.tree_util.tree_flatten_with_path(value)
     ref_leaves, ref_def = jax.tree_util.tree_flatten_with_path(reference)
-    if got_def != ref_def:
+    if not _equal(got_def, ref_def):
         got_paths = {jax.tree_util.keystr(p) for p, _ in got_leaves}
         ref_paths = {jax.tree_util.keystr(p) for p, _ in ref_leaves}
         detail = ""
@@ -130,6 +130,10 @@ def _check_same_structure(
                 f"has {_fmt_sd(got_sd)}; expected {_fmt_sd(ref_sd)} as created by "
                 f"{origin} (a state must keep its shapes and dtypes across hooks)"
             )
+
+
+def _equal(a: object, b: object) -> bool:
+    return a == b
 
 
 def _shape_dtype(x: object) -> tuple[tuple[int, ...], str] | str:

@@ -1,0 +1,145 @@
+"""The logging backend interface: where :class:`LoggingCallback` records go."""
+
+import abc
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import final
+
+HParamValue = bool | int | float | str
+"""A hyperparameter value: what every backend can record."""
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """What a backend is told when a ``learn`` call starts.
+
+    Attributes:
+        name: the experiment name: ``LoggingCallback(name=...)``, else
+            ``<algorithm>_<env>_<YYYYmmdd-HHMMSS>`` fixed at the first ``learn``.
+        algorithm: the algorithm's name (``"PPO"``).
+        env: the environment's name (``"CartPole"``).
+        policy: the policy's name.
+        num_runs: how many runs train at once: the size of the vmapped axis
+            (``eqx.filter_vmap`` over seeds), else 1. Run indices are
+            ``0 .. num_runs - 1``.
+        total_timesteps: environment steps each run takes in this ``learn`` call
+            (whole iterations).
+        step_offsets: per run, the step this ``learn`` call starts from: 0 in
+            the first call; a later call with the same logger continues where
+            the previous one ended.
+        session: 1 for the first ``learn`` call with this logger, 2 for the
+            next, and so on.
+    """
+
+    name: str
+    algorithm: str
+    env: str
+    policy: str
+    num_runs: int
+    total_timesteps: int
+    step_offsets: tuple[int, ...]
+    session: int
+
+
+class AbstractLoggingBackend(abc.ABC):
+    """Base class of logging backends (console, TensorBoard, JSONL, W&B, yours).
+
+    A backend is an ordinary host-side Python object; it never enters the
+    compiled program. :class:`~lerax.callback.LoggingCallback` calls it from
+    JAX host callbacks, one call at a time and in program order:
+
+    1. :meth:`open` once at the start of every ``learn`` call;
+    2. :meth:`log_hparams` once per run, at that run's first start;
+    3. :meth:`log_scalars` once per logged iteration per run, then
+       :meth:`flush`;
+    4. :meth:`finish` when a run's ``learn`` call ends, then :meth:`flush`;
+    5. :meth:`close` from ``LoggingCallback.close()`` (after :meth:`flush`).
+
+    Under ``eqx.filter_vmap`` over seeds, every call that concerns one run
+    carries its ``run_index`` (``0 .. num_runs - 1``); a backend must keep runs
+    apart (one file, directory or online run each, or a ``run`` field).
+    Steps of one run only increase, also across ``learn`` calls.
+
+    Values are Python floats and may be NaN or infinite; record them as such.
+    An exception raised by a backend stops training (it surfaces from
+    ``learn`` as a ``JaxRuntimeError``); what was flushed before stays.
+
+    Construction should check everything that can be checked early (for
+    example that a directory is writable) and raise there, before training.
+    """
+
+    @abc.abstractmethod
+    def open(self, run: RunInfo) -> None:
+        """A ``learn`` call starts: the experiment's name and layout."""
+
+    @abc.abstractmethod
+    def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
+        """Record the hyperparameters of run ``run_index`` (once per run).
+
+        Keys are ``algorithm/<field>``, ``env/<field>``, ``policy/<field>`` and
+        those of ``LoggingCallback(hparams=...)``.
+        """
+
+    @abc.abstractmethod
+    def log_scalars(
+        self, scalars: Mapping[str, float], step: int, run_index: int
+    ) -> None:
+        """Record one iteration's scalars of run ``run_index`` at ``step``
+        (environment steps so far)."""
+
+    @abc.abstractmethod
+    def finish(self, run_index: int) -> None:
+        """Run ``run_index``'s ``learn`` call ended (it may continue in the
+        next ``learn`` call)."""
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Make everything recorded so far durable (on disk, sent)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush and release every resource; calling it twice is harmless."""
+
+
+def check_writable_dir(owner: str, argument: str, path: str | os.PathLike[str]) -> str:
+    """Create ``path`` as a directory if needed and check it is writable.
+
+    Raises:
+        ValueError: naming ``owner``'s ``argument`` and the reason, if not.
+    """
+    text = os.fspath(path)
+    try:
+        os.makedirs(text, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"{owner}: {argument}={text!r} cannot be created as a directory: {err}"
+        ) from err
+    if not os.path.isdir(text) or not os.access(text, os.W_OK | os.X_OK):
+        raise ValueError(f"{owner}: {argument}={text!r} is not a writable directory")
+    return text
+
+
+def check_creatable_dir(
+    owner: str, argument: str, path: str | os.PathLike[str]
+) -> str:
+    """Check that directory ``path`` exists writable or could be created,
+    without creating anything.
+
+    Raises:
+        ValueError: naming ``owner``'s ``argument`` and the reason, if not.
+    """
+    text = os.fspath(path)
+    probe = os.path.abspath(text)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{owner}: {argument}={text!r} cannot be created: {probe!r} is not a "
+            "writable directory"
+        )
+    return text

@@ -1,0 +1,119 @@
+"""Host-side plumbing shared by the I/O callbacks.
+
+Host objects (writers, consoles, progress bars) never enter the traced
+structure of a callback: a callback holds an integer id as an array leaf, and
+the host function that a ``jax.debug.callback`` runs receives that id's value
+at run time and looks the object up here. The compiled training loop therefore
+depends only on the callback's static configuration, so a new callback of the
+same configuration reuses it.
+"""
+
+import itertools
+from collections.abc import Sequence
+import threading
+from typing import TypeVar
+
+import jax
+import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
+from jaxtyping import Array, Bool, Int
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_objects: dict[int, object] = {}
+_ids = itertools.count(1)
+
+
+def register(obj: object) -> int:
+    """Keep ``obj`` under a fresh id and return the id."""
+    with _lock:
+        ident = next(_ids)
+        _objects[ident] = obj
+        return ident
+
+
+def lookup(ident: int, cls: type[T]) -> T:
+    """The object kept under ``ident``.
+
+    Raises:
+        RuntimeError: if there is none (it was closed) or it is not a ``cls``.
+    """
+    with _lock:
+        obj = _objects.get(ident)
+    if not isinstance(obj, cls):
+        raise RuntimeError(
+            f"no open {cls.__name__} with id {ident}: the callback was closed "
+            "(close() releases its host-side objects); create a new one to train "
+            "again"
+        )
+    return obj
+
+
+def release(ident: int) -> object | None:
+    """Forget the object kept under ``ident`` and return it (None if none)."""
+    with _lock:
+        return _objects.pop(ident, None)
+
+
+def registered(cls: type[T]) -> list[T]:
+    """Every object kept that is a ``cls``."""
+    with _lock:
+        return [obj for obj in _objects.values() if isinstance(obj, cls)]
+
+
+@custom_vmap
+def _any_run(flag: Bool[Array, ""]) -> Bool[Array, ""]:
+    return flag
+
+
+@_any_run.def_vmap
+def _any_run_vmap(
+    axis_size: int, in_batched: Sequence[bool], flag: Bool[Array, "..."]
+) -> tuple[Bool[Array, ""], bool]:
+    if in_batched[0]:
+        return jnp.any(flag), False
+    return flag, False
+
+
+def any_run(flag: Bool[Array, ""]) -> Bool[Array, ""]:
+    """``flag`` for a single run; under ``jax.vmap``, whether it holds for any
+    run of the batch (an unbatched value).
+
+    A ``lax.cond`` on a batched predicate runs both branches, host callbacks
+    included; gating a host call on ``any_run(flag)`` keeps it a real branch,
+    so iterations on which no run logs pay nothing. The host function still
+    receives each run's own ``flag`` and skips the runs for which it is false.
+    """
+    return _any_run(flag)
+
+
+@custom_vmap
+def _num_runs(run_index: Int[Array, ""]) -> Int[Array, ""]:
+    return jnp.ones((), jnp.int32)
+
+
+@_num_runs.def_vmap
+def _num_runs_vmap(
+    axis_size: int, in_batched: Sequence[bool], run_index: Int[Array, "..."]
+) -> tuple[Int[Array, ""], bool]:
+    if in_batched[0]:
+        return jnp.asarray(axis_size, jnp.int32), False
+    return _num_runs(run_index), False
+
+
+def num_runs(run_index: Int[Array, ""]) -> Int[Array, ""]:
+    """How many runs ``run_index`` (``ctx.run_index``) counts: 1 for a single
+    run, the size of the vmapped axis that batches it otherwise (an unbatched
+    value)."""
+    return _num_runs(run_index)
+
+
+def as_ints(values: jax.Array) -> list[int]:
+    """A host-side integer vector as Python ints."""
+    return [int(v) for v in jax.device_get(values).tolist()]
+
+
+def as_floats(values: jax.Array) -> list[float]:
+    """A host-side float vector as Python floats (NaN and inf kept)."""
+    return [float(v) for v in jax.device_get(values).tolist()]

@@ -1,0 +1,84 @@
+"""JSONLBackend: one JSON line per logged iteration per run."""
+
+import json
+import os
+from collections.abc import Mapping
+from typing import IO, final
+
+from ._logging_backend import (
+    AbstractLoggingBackend,
+    HParamValue,
+    RunInfo,
+    check_writable_dir,
+)
+
+
+@final
+class JSONLBackend(AbstractLoggingBackend):
+    """Write one JSON object per line: one line per logged iteration per run.
+
+    Each line holds ``"run"`` (the run index, 0 for a single run), ``"step"``
+    (environment steps) and every logged scalar by name, for example
+    ``{"run": 0, "step": 1024, "time/iteration": 2, "train/loss": 0.31, ...}``.
+    Lines are flushed as they are written. NaN and infinities are written as
+    ``NaN``/``Infinity``/``-Infinity``, which Python's :func:`json.loads`
+    reads back. Hyperparameters are not written (the file holds metrics only).
+
+    The file is created (truncated) when the first ``learn`` call starts;
+    later ``learn`` calls with the same logger append.
+
+    Args:
+        path: the file to write; its directory is created if needed.
+
+    Raises:
+        ValueError: if the file's directory cannot be created or written, or
+            ``path`` is a directory.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        text = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(text))
+        check_writable_dir("JSONLBackend", "path's directory", directory)
+        if os.path.isdir(text):
+            raise ValueError(f"JSONLBackend: path={text!r} is a directory, not a file")
+        if os.path.exists(text) and not os.access(text, os.W_OK):
+            raise ValueError(f"JSONLBackend: path={text!r} is not writable")
+        self.path = text
+        self._file: IO[str] | None = None
+        self._closed = False
+
+    def open(self, run: RunInfo) -> None:
+        if self._closed:
+            raise RuntimeError(f"JSONLBackend({self.path!r}) is closed")
+        if self._file is None:
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+
+    def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
+        """Not recorded: the file holds metrics only."""
+
+    def log_scalars(
+        self, scalars: Mapping[str, float], step: int, run_index: int
+    ) -> None:
+        if self._file is None:
+            raise RuntimeError("JSONLBackend.log_scalars called before open")
+        record: dict[str, float | int] = {"run": run_index, "step": step}
+        for key, value in scalars.items():
+            record[key] = int(value) if key in _INTEGER_KEYS else value
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def finish(self, run_index: int) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._closed = True
+
+
+_INTEGER_KEYS = frozenset({"time/timesteps", "time/iteration", "rollout/episodes"})

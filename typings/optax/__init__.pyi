@@ -1,0 +1,53 @@
+# Minimal stubs for optax (it ships no py.typed): only what Lerax calls.
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, TypeAlias
+
+from jax import Array
+from jaxtyping import ArrayLike
+
+from . import tree_utils as tree_utils
+
+OptState: TypeAlias = Any
+Params: TypeAlias = Any
+Updates: TypeAlias = Any
+Schedule: TypeAlias = Callable[[ArrayLike], ArrayLike]
+ScalarOrSchedule: TypeAlias = float | Array | Schedule
+
+class TransformInitFn(Protocol):
+    def __call__(self, params: Params) -> OptState: ...
+
+class TransformUpdateFn(Protocol):
+    def __call__(
+        self, updates: Updates, state: OptState, params: Params | None = None
+    ) -> tuple[Updates, OptState]: ...
+
+class GradientTransformation(NamedTuple):
+    init: TransformInitFn
+    update: TransformUpdateFn
+
+class EmptyState(NamedTuple): ...
+
+def chain(*args: GradientTransformation) -> GradientTransformation: ...
+def clip_by_global_norm(max_norm: float) -> GradientTransformation: ...
+def adam(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+) -> GradientTransformation: ...
+def sgd(learning_rate: ScalarOrSchedule, momentum: float | None = None) -> GradientTransformation: ...
+def inject_hyperparams(
+    inner_factory: Callable[..., GradientTransformation],
+    static_args: str | tuple[str, ...] = (),
+    hyperparam_dtype: Any = None,
+) -> Callable[..., GradientTransformation]: ...
+def linear_schedule(
+    init_value: float,
+    end_value: float,
+    transition_steps: int,
+    transition_begin: int = 0,
+) -> Schedule: ...
+def constant_schedule(value: float) -> Schedule: ...
+def apply_updates(params: Params, updates: Updates) -> Params: ...
+def global_norm(updates: Updates) -> Array: ...
