@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Float, Shaped
 
 from .._custom_types import Key
@@ -16,7 +17,8 @@ from ..space import AbstractSpace, Box, Discrete
 from ._base import AbstractActorCriticPolicy
 
 ObsT = TypeVar("ObsT")
-ActT = TypeVar("ActT")
+ObsT_co = TypeVar("ObsT_co", covariant=True)
+ActT_co = TypeVar("ActT_co", covariant=True)
 
 Activation = Callable[[Float[Array, " n"]], Float[Array, " n"]]
 
@@ -26,14 +28,14 @@ _VALUE_GAIN = 1.0
 
 
 @runtime_checkable
-class _HasSpaces(Protocol[ObsT, ActT]):
+class _HasSpaces(Protocol[ObsT_co, ActT_co]):
     """Anything with an observation and an action space, e.g. an ``AbstractEnv``."""
 
     @property
-    def observation_space(self) -> AbstractSpace[ObsT]: ...
+    def observation_space(self) -> AbstractSpace[ObsT_co]: ...
 
     @property
-    def action_space(self) -> AbstractSpace[ActT]: ...
+    def action_space(self) -> AbstractSpace[ActT_co]: ...
 
 
 @final
@@ -102,8 +104,9 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
       logits; actions are int32 scalars in ``start, ..., start + n - 1``.
     - ``Box``: a diagonal :class:`~lerax.distribution.Normal` whose mean is the
       action head's output and whose ``log_std`` is a learnable vector that
-      does not depend on the observation. Actions have the box's shape and are
-      not clipped to its bounds (the training loop clips before stepping).
+      does not depend on the observation. Actions are float32 arrays of the
+      box's shape, not clipped to its bounds (the training loop clips before
+      stepping the environment).
 
     Any other action space raises ``TypeError``.
 
@@ -157,14 +160,15 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
                 "MLPActorCriticPolicy: action_space must be Discrete or Box, got "
                 f"{type(action_space).__name__}: {action_space!r}"
             )
-        sizes = tuple(hidden_sizes)
         if not all(
-            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
+            isinstance(s, int | np.integer) and not isinstance(s, bool) and s > 0
+            for s in hidden_sizes
         ):
             raise ValueError(
                 "MLPActorCriticPolicy: hidden_sizes must be positive ints, got "
                 f"hidden_sizes={hidden_sizes!r}"
             )
+        sizes = tuple(int(s) for s in hidden_sizes)
         if not callable(activation):
             raise TypeError(
                 "MLPActorCriticPolicy: activation must be callable, got "
@@ -201,6 +205,12 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
     ) -> tuple[Categorical | Normal, Float[Array, ""]]:
         """The action distribution (over flat actions) and the value."""
         x = self.observation_space.flatten(observation)
+        if x.shape != (self.observation_space.flat_size,):
+            raise ValueError(
+                "MLPActorCriticPolicy: the observation flattens to shape "
+                f"{x.shape}, expected ({self.observation_space.flat_size},) for "
+                f"observation_space={self.observation_space!r}"
+            )
         actor_features = self.actor_torso(x)
         critic_features = (
             actor_features if self.critic_torso is None else self.critic_torso(x)
@@ -216,7 +226,7 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
         space = self.action_space
         if isinstance(space, Discrete):
             return (flat + space.start).astype(jnp.int32)
-        return jnp.reshape(flat, space.shape).astype(space.dtype)
+        return jnp.reshape(flat, space.shape)
 
     def _from_action(self, action: Shaped[Array, "..."]) -> Shaped[Array, "..."]:
         """Invert :meth:`_to_action`."""
@@ -238,9 +248,6 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
     ) -> tuple[Shaped[Array, "..."], Float[Array, ""], Float[Array, ""]]:
         """Sample an action; return ``(action, log_prob(action), value)``."""
         dist, value = self._forward(observation)
-        if isinstance(dist, Categorical):
-            index = dist.sample(key=key)
-            return self._to_action(index), dist.log_prob(index), value
         flat = dist.sample(key=key)
         return self._to_action(flat), dist.log_prob(flat), value
 
