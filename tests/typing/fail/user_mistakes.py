@@ -1,0 +1,62 @@
+"""Deliberate mistakes: each line marked `# expect-error` must be reported by
+both mypy and pyright, and no other line."""
+
+from typing import final
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Bool, Int, PRNGKeyArray
+
+from lerax.callback import (
+    AbstractCallback,
+    CallbackList,
+    EmptyCallbackState,
+    EmptyCallbackStepState,
+    IterationContext,
+    ResetContext,
+    StepContext,
+)
+
+
+@final
+class Iterations(eqx.Module):
+    count: Int[Array, ""]
+
+
+@final
+class Episodes(eqx.Module):
+    count: Int[Array, ""]
+
+
+@final
+class WrongReturn(AbstractCallback[Iterations, Episodes]):
+    def reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Iterations:
+        return Episodes(jnp.array(0, jnp.int32))  # expect-error
+
+    def step_reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Episodes:
+        return Episodes(jnp.array(0, jnp.int32))
+
+    def on_iteration(
+        self, ctx: IterationContext[Iterations, Episodes], *, key: PRNGKeyArray
+    ) -> Iterations:
+        return ctx.step_state  # expect-error
+
+    def on_step(self, ctx: StepContext[Episodes], *, key: PRNGKeyArray) -> Episodes:
+        return ctx.state
+
+    def continue_training(
+        self, ctx: IterationContext[Iterations, Episodes], *, key: PRNGKeyArray
+    ) -> Bool[Array, ""]:
+        return True  # expect-error
+
+
+@final
+class Other(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
+    pass
+
+
+def swapped(ctx: ResetContext) -> None:
+    callbacks = CallbackList(WrongReturn(), Other())
+    states: tuple[EmptyCallbackState, Iterations] = callbacks.reset(ctx, key=jr.key(0))  # expect-error
+    del states

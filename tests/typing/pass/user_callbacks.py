@@ -1,0 +1,97 @@
+"""A user's callbacks: must type-check clean under mypy and pyright."""
+
+from typing import final
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Bool, Int, PRNGKeyArray
+from typing_extensions import assert_type
+
+from lerax.algorithm import PPO, TrainResult
+from lerax.callback import (
+    AbstractCallback,
+    CallbackList,
+    EmptyCallbackState,
+    EmptyCallbackStepState,
+    IterationContext,
+    ResetContext,
+    StepContext,
+)
+from lerax.env import CartPole
+from lerax.policy import MLPActorCriticPolicy
+
+
+@final
+class Iterations(eqx.Module):
+    count: Int[Array, ""]
+
+
+@final
+class Episodes(eqx.Module):
+    count: Int[Array, ""]
+
+
+@final
+class IterationCounter(AbstractCallback[Iterations, EmptyCallbackStepState]):
+    limit: int = 100
+
+    def reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Iterations:
+        return Iterations(jnp.array(0, jnp.int32))
+
+    def on_iteration(
+        self, ctx: IterationContext[Iterations, EmptyCallbackStepState], *, key: PRNGKeyArray
+    ) -> Iterations:
+        assert_type(ctx.state, Iterations)
+        return Iterations(ctx.state.count + 1)
+
+    def continue_training(
+        self, ctx: IterationContext[Iterations, EmptyCallbackStepState], *, key: PRNGKeyArray
+    ) -> Bool[Array, ""]:
+        return ctx.state.count < self.limit
+
+
+@final
+class EpisodeCounter(AbstractCallback[EmptyCallbackState, Episodes]):
+    def step_reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Episodes:
+        return Episodes(jnp.array(0, jnp.int32))
+
+    def on_step(self, ctx: StepContext[Episodes], *, key: PRNGKeyArray) -> Episodes:
+        assert_type(ctx.state, Episodes)
+        return Episodes(ctx.state.count + ctx.done.astype(jnp.int32))
+
+
+@final
+class CartPoleWatcher(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState, CartPole]):
+    """A callback for one environment type sees its fields."""
+
+    def on_step(
+        self, ctx: StepContext[EmptyCallbackStepState, CartPole], *, key: PRNGKeyArray
+    ) -> EmptyCallbackStepState:
+        assert_type(ctx.env, CartPole)
+        return ctx.state
+
+
+def list_states(ctx: ResetContext) -> None:
+    callbacks = CallbackList(IterationCounter(), EpisodeCounter())
+    key = jr.key(0)
+    assert_type(callbacks.reset(ctx, key=key), tuple[Iterations, EmptyCallbackState])
+    assert_type(callbacks.step_reset(ctx, key=key), tuple[EmptyCallbackStepState, Episodes])
+
+
+def train_result() -> None:
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
+    result = PPO().train(env, policy, 2048, key=jr.key(1), callback=IterationCounter())
+    assert_type(result.callback_state, Iterations)
+    both = PPO().train(
+        env,
+        policy,
+        2048,
+        key=jr.key(1),
+        callback=CallbackList(IterationCounter(), CartPoleWatcher()),
+    )
+    assert_type(both.callback_state, tuple[Iterations, EmptyCallbackState])
+    plain: TrainResult[MLPActorCriticPolicy[Array], EmptyCallbackState, EmptyCallbackStepState]
+    plain = PPO().train(env, policy, 2048, key=jr.key(1))
+    del plain
