@@ -14,7 +14,14 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Shaped
 
 from .._custom_types import Key
 from ._base import AbstractSpace
-from ._utils import as_array, as_shape, flat_dtype, randint_inclusive
+from ._utils import (
+    as_array,
+    as_shape,
+    flat_dtype,
+    float_max,
+    int_limits,
+    randint_inclusive,
+)
 
 _Bound = float | int
 # Cap on the integer offset drawn for a half-unbounded integer coordinate (an
@@ -29,9 +36,9 @@ def _box_dtype(dtype: object) -> np.dtype[np.generic]:
         raise ValueError(
             f"Box: dtype must be an integer or floating dtype, got dtype={dtype!r}"
         ) from None
-    if not (jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating)):
+    if dt.kind not in "iuf":
         raise ValueError(
-            f"Box: dtype must be an integer or floating dtype, got dtype={dt}"
+            f"Box: dtype must be a numpy integer or floating dtype, got dtype={dt}"
         )
     return np.dtype(jax.dtypes.canonicalize_dtype(dt))
 
@@ -53,24 +60,24 @@ def _bounds(
         idx = np.unravel_index(int(np.argmax(np.isnan(flat))), value.shape)
         raise ValueError(f"Box: {name} must not contain NaN, got NaN at index {idx}")
     out: list[_Bound] = []
-    if jnp.issubdtype(dtype, jnp.integer):
-        info = np.iinfo(dtype)  # type: ignore[type-var]  # an integer dtype here
-        signed = int(info.min) < 0
+    if dtype.kind in "iu":
+        dmin, dmax = int_limits(dtype)
+        signed = dmin < 0
         unbounded = -math.inf if name == "low" else math.inf
         for v in flat.tolist():
             if v == unbounded and signed:
                 out.append(v)
-            elif math.isinf(v) or v != int(v) or not info.min <= v <= info.max:
+            elif math.isinf(v) or v != int(v) or not dmin <= v <= dmax:
                 raise ValueError(
                     f"Box: {name} must hold integers in the range of dtype={dtype} "
-                    f"([{info.min}, {info.max}]"
+                    f"([{dmin}, {dmax}]"
                     + (f", or {unbounded} for unbounded" if signed else "")
                     + f"), got {name} entry {v!r}"
                 )
             else:
                 out.append(int(v))
     else:
-        fmax = float(jnp.finfo(dtype).max)
+        fmax = float_max(dtype)
         for v in flat.tolist():
             if not math.isinf(v) and abs(v) > fmax:
                 raise ValueError(
@@ -159,17 +166,16 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
 
     def _bound_array(self, values: tuple[_Bound, ...]) -> npt.NDArray[np.object_]:
         """The stored bounds as an object array of Python numbers, of shape."""
-        arr = np.asarray(values, dtype=object)
         if len(values) == 1:
-            return np.broadcast_to(arr, self._shape)
-        return arr.reshape(self._shape)
+            return np.full(self._shape, values[0], dtype=object)
+        return np.asarray(values, dtype=object).reshape(self._shape)
 
     def _as_dtype(self, values: tuple[_Bound, ...]) -> npt.NDArray[np.generic]:
         arr = self._bound_array(values)
-        if jnp.issubdtype(self.dtype, jnp.integer):
-            info = np.iinfo(self.dtype)  # type: ignore[type-var]  # an integer dtype here
-            arr = np.where(arr == -math.inf, int(info.min), arr)
-            arr = np.where(arr == math.inf, int(info.max), arr)
+        if self.dtype.kind in "iu":
+            dmin, dmax = int_limits(self.dtype)
+            arr = np.where(arr == -math.inf, dmin, arr)
+            arr = np.where(arr == math.inf, dmax, arr)
         return np.asarray(arr.astype(self.dtype))
 
     @property
@@ -198,6 +204,18 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
         """Where ``high`` is finite (a static numpy bool array of :attr:`shape`)."""
         return np.asarray(self._bound_array(self._high) != math.inf, np.bool_)
 
+    def __repr__(self) -> str:
+        def show(values: tuple[_Bound, ...]) -> str:
+            if len(values) == 1:
+                return repr(values[0])
+            if len(values) <= 8:
+                return repr(list(values))
+            return f"<{len(values)} values in [{min(values)}, {max(values)}]>"
+
+        return (
+            f"Box({show(self._low)}, {show(self._high)}, {self._shape}, {self._dtype})"
+        )
+
     @property
     def shape(self) -> tuple[int, ...]:
         return self._shape
@@ -211,7 +229,7 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
         return math.prod(self._shape)
 
     def sample(self, *, key: Key) -> Shaped[Array, "..."]:
-        if jnp.issubdtype(self.dtype, jnp.integer):
+        if self.dtype.kind in "iu":
             return self._sample_int(key)
         return self._sample_float(key)
 
@@ -238,7 +256,7 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
 
     def _sample_int(self, key: Key) -> Shaped[Array, "..."]:
         dt = self.dtype
-        info = np.iinfo(dt)  # type: ignore[type-var]  # an integer dtype here
+        dmin, dmax = int_limits(dt)
         low, high = self.low, self.high
         below, above = self.bounded_below, self.bounded_above
         k_u, k_n, k_e = jr.split(key, 3)
@@ -246,8 +264,8 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
         if np.any(below ^ above):
             e = jr.exponential(k_e, self._shape, jnp.float32)
             # Offsets are capped so that low + k and high - k stay in the dtype.
-            room_up = np.minimum(int(info.max) - low.astype(object), _OFFSET_CAP)
-            room_down = np.minimum(high.astype(object) - int(info.min), _OFFSET_CAP)
+            room_up = np.minimum(dmax - low.astype(object), _OFFSET_CAP)
+            room_down = np.minimum(high.astype(object) - dmin, _OFFSET_CAP)
             k = jnp.floor(e).astype(jnp.int32)
             k_up = jnp.minimum(k, room_up.astype(np.int32)).astype(dt)
             k_down = jnp.minimum(k, room_down.astype(np.int32)).astype(dt)
@@ -256,9 +274,7 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
         if np.any(~below & ~above):
             n = jnp.floor(jr.normal(k_n, self._shape, jnp.float32))
             n = jnp.clip(n, -_OFFSET_CAP, _OFFSET_CAP).astype(jnp.int32)
-            n = jnp.clip(
-                n, max(int(info.min), -_OFFSET_CAP), min(int(info.max), _OFFSET_CAP)
-            )
+            n = jnp.clip(n, max(dmin, -_OFFSET_CAP), min(dmax, _OFFSET_CAP))
             x = jnp.where(~below & ~above, n.astype(dt), x)
         return x
 
@@ -268,10 +284,7 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
             return jnp.array(False)
         if arr.weak_type:
             # A Python scalar: ints fit any box, floats only floating boxes.
-            if arr.dtype == np.bool_ or (
-                jnp.issubdtype(arr.dtype, jnp.floating)
-                and not jnp.issubdtype(self.dtype, jnp.floating)
-            ):
+            if arr.dtype.kind == "f" and self.dtype.kind != "f":
                 return jnp.array(False)
         elif not np.can_cast(arr.dtype, self.dtype):
             return jnp.array(False)
@@ -283,6 +296,6 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
 
     def unflatten(self, v: Float[Array, " size"]) -> Shaped[Array, "..."]:
         x = jnp.reshape(v, self._shape)
-        if jnp.issubdtype(self.dtype, jnp.integer):
+        if self.dtype.kind in "iu":
             x = jnp.round(x)
         return x.astype(self.dtype)

@@ -17,6 +17,17 @@ INT32_MIN = int(np.iinfo(np.int32).min)
 INT32_MAX = int(np.iinfo(np.int32).max)
 
 
+def int_limits(dtype: np.dtype[np.generic]) -> tuple[int, int]:
+    """The smallest and largest value of an integer dtype."""
+    info = np.iinfo(dtype.name)
+    return int(info.min), int(info.max)
+
+
+def float_max(dtype: np.dtype[np.generic]) -> float:
+    """The largest finite value of a floating dtype."""
+    return float(np.finfo(dtype.name).max)
+
+
 def flat_dtype() -> np.dtype[np.floating]:
     """JAX's default float dtype: what ``flatten`` returns."""
     return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
@@ -53,7 +64,8 @@ def as_shape(owner: str, name: str, value: SupportsIndex | object) -> tuple[int,
     if isinstance(value, SupportsIndex) and not isinstance(value, bool | np.bool_):
         dims: tuple[object, ...] = (value,)
     elif isinstance(value, tuple | list):
-        dims = tuple(value)  # pyright: ignore[reportUnknownArgumentType]  # items checked below
+        items: list[object] = list(value)  # pyright: ignore[reportUnknownArgumentType]  # items checked below
+        dims = tuple(items)
     else:
         raise TypeError(
             f"{owner}: {name} must be an int or a sequence of ints, got {value!r}"
@@ -69,19 +81,30 @@ def as_shape(owner: str, name: str, value: SupportsIndex | object) -> tuple[int,
 def as_array(x: object) -> Shaped[Array, "..."] | None:
     """``x`` as a JAX array if it is an array or a Python scalar, else ``None``.
 
-    JAX arrays (and tracers) pass through; numpy arrays and Python scalars are
-    converted (Python scalars become weakly typed). Anything else, including
-    lists, tuples and values that do not fit JAX's dtypes, gives ``None``.
+    JAX arrays (and tracers) pass through. Numpy arrays and scalars are
+    converted to JAX's dtypes (``int64`` to ``int32`` and ``float64`` to
+    ``float32`` unless ``jax_enable_x64``); a value that the conversion would
+    change (an integer out of range, a finite float that overflows) gives
+    ``None``, as do non-numeric arrays. Python scalars become weakly typed
+    arrays. Anything else, including lists and tuples, gives ``None``.
     """
     if isinstance(x, jax.Array):
         return x
     if isinstance(x, np.ndarray | np.generic | bool | int | float):
-        if isinstance(x, np.ndarray | np.generic) and x.dtype.kind not in "biuf":
+        np_x: npt.NDArray[np.generic] = np.asarray(x)
+        if np_x.dtype.kind not in "biuf":
             return None
-        try:
-            return jnp.asarray(x)
-        except (OverflowError, TypeError, ValueError):
-            return None
+        target = np.dtype(jax.dtypes.canonicalize_dtype(np_x.dtype))
+        if np_x.size and np_x.dtype.kind in "iu" and target != np_x.dtype:
+            lo, hi = int_limits(target)
+            if int(np_x.min()) < lo or int(np_x.max()) > hi:
+                return None
+        if np_x.size and np_x.dtype.kind == "f" and target != np_x.dtype:
+            fmax = float_max(target)
+            finite = np_x[np.isfinite(np_x)]
+            if finite.size and float(np.abs(finite).max()) > fmax:
+                return None
+        return jnp.asarray(x)
     return None
 
 
@@ -102,10 +125,10 @@ def int_in_range(
     ``lo`` and ``hi`` are static int64 arrays of ``x``'s shape. The bounds are
     clipped to ``x``'s dtype first, so no comparison overflows or promotes.
     """
-    info = jnp.iinfo(x.dtype)
-    possible = jnp.asarray((hi >= int(info.min)) & (lo <= int(info.max)))
-    lo_c = np.clip(lo, int(info.min), int(info.max)).astype(x.dtype)
-    hi_c = np.clip(hi, int(info.min), int(info.max)).astype(x.dtype)
+    dmin, dmax = int_limits(x.dtype)
+    possible = jnp.asarray((hi >= dmin) & (lo <= dmax))
+    lo_c = np.clip(lo, dmin, dmax).astype(x.dtype)
+    hi_c = np.clip(hi, dmin, dmax).astype(x.dtype)
     return possible & (x >= lo_c) & (x <= hi_c)
 
 
@@ -126,7 +149,7 @@ def randint_inclusive(
     low_u = np.asarray(low, dtype).view(udtype)
     # Exact Python-int arithmetic: ``high - low + 1`` may not fit any dtype.
     span = np.asarray(high, object) - np.asarray(low, object) + 1
-    full = np.asarray(span == int(np.iinfo(udtype).max) + 1, np.bool_)
+    full = np.asarray(span == int_limits(udtype)[1] + 1, np.bool_)
     span = np.where(full, 0, span).astype(udtype)
     k_int, k_bits = jr.split(key)
     offset = jr.randint(k_int, low.shape, 0, jnp.asarray(span), dtype=udtype)
