@@ -6,5 +6,5 @@ jaxtyping + beartype (see ``addopts`` in ``pyproject.toml``).
 
 import jax
 
-jax.config.update("jax_numpy_dtype_promotion", "strict")
-jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")  # type: ignore[no-untyped-call]  # jax.config is untyped
+jax.config.update("jax_numpy_rank_promotion", "raise")  # type: ignore[no-untyped-call]  # jax.config is untyped

@@ -24,7 +24,11 @@ def _mypy(path: Path, tmp: Path) -> tuple[int, set[int]]:
     )
     lines = {
         int(m.group(1))
-        for m in re.finditer(rf"^{re.escape(str(path.relative_to(ROOT)))}:(\d+): error", proc.stdout, re.M)
+        for m in re.finditer(
+            rf"^{re.escape(str(path.relative_to(ROOT)))}:(\d+): error",
+            proc.stdout,
+            re.M,
+        )
     }
     return proc.returncode, lines
 

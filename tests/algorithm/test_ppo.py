@@ -1,5 +1,7 @@
 """PPO: GAE against a numpy loop, configuration errors, learning."""
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -79,27 +81,35 @@ def test_gae_hand_computed_single_env() -> None:
         ({"clip_coef": 0.0}, "clip_coef must be positive, got 0.0"),
     ],
 )
-def test_bad_configuration(kwargs: dict[str, float], match: str) -> None:
+def test_bad_configuration(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        PPO(**kwargs)  # type: ignore[arg-type]  # values of several field types
+        PPO(**kwargs)
 
 
 def test_policy_for_another_env_is_rejected_before_training() -> None:
     policy = MLPActorCriticPolicy(env=Pendulum(), key=jr.key(0))
     with pytest.raises(ValueError, match="was built for observation_space"):
-        PPO().train(CartPole(), policy, 2**12, key=jr.key(0))  # type: ignore[arg-type]  # deliberate mismatch
+        PPO().train(CartPole(), policy, 2**12, key=jr.key(0))
 
 
 def test_learning_rate_is_annealed_and_readable() -> None:
-    algo = PPO(num_envs=2, num_steps=32, num_epochs=1, num_minibatches=1, learning_rate=1e-3)
+    algo = PPO(
+        num_envs=2, num_steps=32, num_epochs=1, num_minibatches=1, learning_rate=1e-3
+    )
     env = CartPole()
     policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
     result = algo.train(env, policy, 4 * 64, key=jr.key(1))
     # 4 iterations x 1 update each, linear from 1e-3 to 0: next rate is 0
-    assert float(current_learning_rate(result.opt_state)) == pytest.approx(0.0, abs=1e-9)
-    const = PPO(num_envs=2, num_steps=32, num_epochs=1, num_minibatches=1, anneal_lr=False)
+    assert float(current_learning_rate(result.opt_state)) == pytest.approx(
+        0.0, abs=1e-9
+    )
+    const = PPO(
+        num_envs=2, num_steps=32, num_epochs=1, num_minibatches=1, anneal_lr=False
+    )
     result = const.train(env, policy, 64, key=jr.key(1))
-    assert float(current_learning_rate(result.opt_state)) == pytest.approx(const.learning_rate)
+    assert float(current_learning_rate(result.opt_state)) == pytest.approx(
+        const.learning_rate
+    )
 
 
 def test_ppo_learns_cartpole() -> None:
@@ -114,10 +124,10 @@ def test_ppo_learns_cartpole() -> None:
         state, obs = env.reset(key=key)
 
         def body(
-            carry: tuple[object, jax.Array, jax.Array, jax.Array], _: None
-        ) -> tuple[tuple[object, jax.Array, jax.Array, jax.Array], None]:
+            carry: tuple[Any, jax.Array, jax.Array, jax.Array], _: None
+        ) -> tuple[tuple[Any, jax.Array, jax.Array, jax.Array], None]:
             state, obs, ret, done = carry
-            ts = env.step(state, trained(obs), key=key)  # type: ignore[arg-type]  # CartPoleState
+            ts = env.step(state, trained(obs), key=key)
             ret = ret + jnp.where(done, 0.0, ts.reward)
             return (ts.state, ts.observation, ret, done | ts.done), None
 

@@ -46,7 +46,9 @@ class EpisodeCounter(AbstractCallback[CounterState, EpisodeStepState]):
 
     def reset(
         self,
-        ctx: ResetContext[AbstractEnv[object, object, object], AbstractPolicy[object, object]],
+        ctx: ResetContext[
+            AbstractEnv[object, object, object], AbstractPolicy[object, object]
+        ],
         *,
         key: PRNGKeyArray,
     ) -> CounterState:
@@ -58,7 +60,9 @@ class EpisodeCounter(AbstractCallback[CounterState, EpisodeStepState]):
         f = jnp.array(0.0, jnp.float32)
         return EpisodeStepState(z, z, f, f, f)
 
-    def on_step(self, ctx: StepContext[EpisodeStepState], *, key: PRNGKeyArray) -> EpisodeStepState:
+    def on_step(
+        self, ctx: StepContext[EpisodeStepState], *, key: PRNGKeyArray
+    ) -> EpisodeStepState:
         s = ctx.state
         ret = s.episode_return + ctx.reward
         return EpisodeStepState(
@@ -72,10 +76,21 @@ class EpisodeCounter(AbstractCallback[CounterState, EpisodeStepState]):
     def on_training_start(
         self, ctx: TrainingContext[CounterState, EpisodeStepState], *, key: PRNGKeyArray
     ) -> CounterState:
-        return eqx.tree_at(lambda s: s.started, ctx.state, ctx.state.started + 1)
+        s = ctx.state
+        return CounterState(
+            s.iterations,
+            s.last_iteration,
+            s.in_order,
+            s.started + 1,
+            s.ended,
+            s.last_timesteps,
+        )
 
     def on_iteration(
-        self, ctx: IterationContext[CounterState, EpisodeStepState], *, key: PRNGKeyArray
+        self,
+        ctx: IterationContext[CounterState, EpisodeStepState],
+        *,
+        key: PRNGKeyArray,
     ) -> CounterState:
         s = ctx.state
         in_order = (
@@ -96,7 +111,15 @@ class EpisodeCounter(AbstractCallback[CounterState, EpisodeStepState]):
     def on_training_end(
         self, ctx: TrainingContext[CounterState, EpisodeStepState], *, key: PRNGKeyArray
     ) -> CounterState:
-        return eqx.tree_at(lambda s: s.ended, ctx.state, ctx.state.ended + 1)
+        s = ctx.state
+        return CounterState(
+            s.iterations,
+            s.last_iteration,
+            s.in_order,
+            s.started,
+            s.ended + 1,
+            s.last_timesteps,
+        )
 
 
 @final
@@ -105,7 +128,12 @@ class StopAfter(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
 
     iterations: Int[Array, ""]
 
-    def continue_training(self, ctx: IterationContext, *, key: PRNGKeyArray) -> Bool[Array, ""]:
+    def continue_training(
+        self,
+        ctx: IterationContext[EmptyCallbackState, EmptyCallbackStepState],
+        *,
+        key: PRNGKeyArray,
+    ) -> Bool[Array, ""]:
         return ctx.iteration_count < self.iterations
 
 
@@ -121,7 +149,9 @@ class RandomDrawer(AbstractCallback[EmptyCallbackState, RandomStepState]):
     def step_reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> RandomStepState:
         return RandomStepState(jnp.array(0.0, jnp.float32))
 
-    def on_step(self, ctx: StepContext[RandomStepState], *, key: PRNGKeyArray) -> RandomStepState:
+    def on_step(
+        self, ctx: StepContext[RandomStepState], *, key: PRNGKeyArray
+    ) -> RandomStepState:
 
         return RandomStepState(ctx.state.draws + jr.uniform(key))
 
@@ -133,7 +163,10 @@ class TraceCounter(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState])
     on_trace: Callable[[], None] = eqx.field(static=True)
 
     def on_iteration(
-        self, ctx: IterationContext[EmptyCallbackState, EmptyCallbackStepState], *, key: PRNGKeyArray
+        self,
+        ctx: IterationContext[EmptyCallbackState, EmptyCallbackStepState],
+        *,
+        key: PRNGKeyArray,
     ) -> EmptyCallbackState:
         self.on_trace()
         return ctx.state

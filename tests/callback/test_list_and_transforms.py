@@ -50,7 +50,9 @@ def test_nested_lists_flatten_and_bad_members_raise() -> None:
 @pytest.mark.parametrize(
     ("stops", "expected"), [((5, 5), True), ((1, 5), False), ((5, 1), False)]
 )
-def test_continue_training_is_logical_and(stops: tuple[int, int], expected: bool) -> None:
+def test_continue_training_is_logical_and(
+    stops: tuple[int, int], expected: bool
+) -> None:
     cb = CallbackList(StopAfter(jnp.array(stops[0])), StopAfter(jnp.array(stops[1])))
     empty = (EmptyCallbackState(), EmptyCallbackState())
     empty_step = (EmptyCallbackStepState(), EmptyCallbackStepState())
@@ -59,9 +61,7 @@ def test_continue_training_is_logical_and(stops: tuple[int, int], expected: bool
     assert bool(flag) is expected
 
 
-def _rollout_step_states(
-    cb: CallbackList[Any, Any], num_steps: int, key: Array
-) -> Any:
+def _rollout_step_states(cb: CallbackList[Any, Any], num_steps: int, key: Array) -> Any:
     """Drive on_step with a lax.scan over a random-action CartPole rollout."""
     step = cb.step_reset(reset_ctx(), key=key)
     env_state, _ = ENV.reset(key=key)
@@ -108,14 +108,19 @@ def test_vmap_over_callback_parameters() -> None:
 
     def flag(stop: Array) -> Array:
         cb = CallbackList(StopAfter(stop))
-        return cb.continue_training(iteration_ctx(empty, empty_step, iteration=3), key=KEY)
+        return cb.continue_training(
+            iteration_ctx(empty, empty_step, iteration=3), key=KEY
+        )
 
     stops = jnp.array([1, 3, 4, 10], jnp.int32)
     np.testing.assert_array_equal(jax.vmap(flag)(stops), [False, False, True, True])
     # and a batch of callback modules through eqx.filter_vmap
     batch = eqx.filter_vmap(lambda s: StopAfter(s))(stops)
     flags = eqx.filter_vmap(
-        lambda c: c.continue_training(iteration_ctx(EmptyCallbackState(), EmptyCallbackStepState(), iteration=3), key=KEY)
+        lambda c: c.continue_training(
+            iteration_ctx(EmptyCallbackState(), EmptyCallbackStepState(), iteration=3),
+            key=KEY,
+        )
     )(batch)
     np.testing.assert_array_equal(flags, [False, False, True, True])
 
@@ -123,9 +128,14 @@ def test_vmap_over_callback_parameters() -> None:
 def test_empty_callback_compiles_away() -> None:
     cb = EmptyCallback()
     step = cb.step_reset(reset_ctx(), key=KEY)
-    jaxpr, _, _ = eqx.filter_make_jaxpr(lambda c: cb.on_step(c, key=KEY))(step_ctx(step))
+    jaxpr, _, _ = eqx.filter_make_jaxpr(lambda c: cb.on_step(c, key=KEY))(
+        step_ctx(step)
+    )
     assert len(jaxpr.eqns) == 0
-    assert isinstance(cb.on_iteration(iteration_ctx(EmptyCallbackState(), step), key=KEY), EmptyCallbackState)
+    assert isinstance(
+        cb.on_iteration(iteration_ctx(EmptyCallbackState(), step), key=KEY),
+        EmptyCallbackState,
+    )
 
 
 def test_hooks_trace_once() -> None:
@@ -148,5 +158,3 @@ def test_run_index() -> None:
     # unbatched anchors give 0 even under vmap
     out = jax.vmap(lambda x: run_index(jnp.zeros(2)) + 0 * x)(jnp.zeros(3, jnp.int32))
     np.testing.assert_array_equal(out, [0, 0, 0])
-
-

@@ -110,12 +110,15 @@ def test_vmapped_seeds_stop_on_their_own() -> None:
     np.testing.assert_array_equal(counter_state.iterations, [1, 3, 5])
     assert counter_step.steps.shape == (3, ALGO.num_envs)
     np.testing.assert_array_equal(
-        counter_step.steps[:, 0], [ALGO.num_steps, 3 * ALGO.num_steps, 5 * ALGO.num_steps]
+        counter_step.steps[:, 0],
+        [ALGO.num_steps, 3 * ALGO.num_steps, 5 * ALGO.num_steps],
     )
     # each seed's frozen policy equals its own unbatched run
     for i in range(3):
         single = run(keys[i], stops[i])
-        batched = jax.tree.map(lambda x, i=i: x[i], eqx.filter(out.policy, eqx.is_array))
+        batched = jax.tree.map(
+            lambda x, i=i: x[i], eqx.filter(out.policy, eqx.is_array)
+        )
         for a, b in zip(params(single.policy), jax.tree.leaves(batched), strict=True):
             np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6)
 

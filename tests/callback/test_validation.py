@@ -80,18 +80,28 @@ class BadDims(AbstractCallback[Pair, EmptyCallbackStepState]):
 
 @final
 class NoReset(AbstractCallback[Count, EmptyCallbackStepState]):
-    def on_iteration(self, ctx: IterationContext[Count, EmptyCallbackStepState], *, key: PRNGKeyArray) -> Count:
+    def on_iteration(
+        self, ctx: IterationContext[Count, EmptyCallbackStepState], *, key: PRNGKeyArray
+    ) -> Count:
         return ctx.state
 
 
 @final
 class NotBool(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
-    def continue_training(self, ctx: IterationContext, *, key: PRNGKeyArray) -> Bool[Array, ""]:
-        return jnp.array(1, jnp.int32)  # type: ignore[return-value]  # deliberate mistake
+    def continue_training(
+        self,
+        ctx: IterationContext[EmptyCallbackState, EmptyCallbackStepState],
+        *,
+        key: PRNGKeyArray,
+    ) -> Bool[Array, ""]:
+        return jnp.array(1, jnp.int32)  # deliberate mistake: not a bool
 
 
 def test_wrong_type_names_callback_hook_and_types() -> None:
-    with pytest.raises(CallbackStateError, match=r"WrongType\.reset must return its declared state type Count, got a value of type EmptyCallbackState"):
+    with pytest.raises(
+        CallbackStateError,
+        match=r"WrongType\.reset must return its declared state type Count, got a value of type EmptyCallbackState",
+    ):
         CallbackList(WrongType()).reset(reset_ctx(), key=KEY)
 
 
@@ -107,12 +117,18 @@ def test_shape_change_names_leaf_and_expected() -> None:
 def test_dtype_change_is_caught_under_jit_at_trace_time() -> None:
     state = Count(jnp.array(0, jnp.int32))
     cb = CallbackList(FloatingStep())
-    with pytest.raises(CallbackStateError, match=r"FloatingStep\.on_step .*field \.n does not match its annotation"):
+    with pytest.raises(
+        CallbackStateError,
+        match=r"FloatingStep\.on_step .*field \.n does not match its annotation",
+    ):
         eqx.filter_jit(lambda s: cb.on_step(step_ctx((s,)), key=KEY))(state)
 
 
 def test_jaxtyping_annotation_of_a_field_is_enforced() -> None:
-    with pytest.raises(CallbackStateError, match=r"BadAnnotation\.reset returned a state whose field \.n does not match its annotation"):
+    with pytest.raises(
+        CallbackStateError,
+        match=r"BadAnnotation\.reset returned a state whose field \.n does not match its annotation",
+    ):
         CallbackList(BadAnnotation()).reset(reset_ctx(), key=KEY)
 
 
@@ -122,7 +138,10 @@ def test_named_dimensions_must_agree_across_fields() -> None:
 
 
 def test_missing_reset_for_declared_state() -> None:
-    with pytest.raises(CallbackStateError, match=r"NoReset declares the state type Count but does not implement reset\(\)"):
+    with pytest.raises(
+        CallbackStateError,
+        match=r"NoReset declares the state type Count but does not implement reset\(\)",
+    ):
         NoReset().reset(reset_ctx(), key=KEY)
 
 
@@ -134,7 +153,10 @@ def test_empty_states_need_no_reset() -> None:
 
 def test_continue_training_must_be_bool_scalar() -> None:
     ctx = iteration_ctx((EmptyCallbackState(),), (EmptyCallbackStepState(),))
-    with pytest.raises(CallbackStateError, match=r"NotBool\.continue_training must return a boolean scalar array"):
+    with pytest.raises(
+        CallbackStateError,
+        match=r"NotBool\.continue_training must return a boolean scalar array",
+    ):
         CallbackList(NotBool()).continue_training(ctx, key=KEY)
 
 
@@ -161,7 +183,15 @@ def test_validation_adds_nothing_to_the_compiled_program() -> None:
     bare_eqns = [e.primitive.name for e in jax.make_jaxpr(bare)(step).eqns]
     checked_eqns = [e.primitive.name for e in jax.make_jaxpr(checked)(step).eqns]
     # the list splits its key (random ops); everything else is the hook itself
-    random_ops = {"random_split", "random_wrap", "random_unwrap", "slice", "squeeze", "random_bits", "threefry2x32"}
+    random_ops = {
+        "random_split",
+        "random_wrap",
+        "random_unwrap",
+        "slice",
+        "squeeze",
+        "random_bits",
+        "threefry2x32",
+    }
     assert [p for p in checked_eqns if p not in random_ops] == [
         p for p in bare_eqns if p not in random_ops
     ]

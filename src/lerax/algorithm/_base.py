@@ -1,7 +1,7 @@
 """The abstract algorithm: the one training loop that owns every callback hook."""
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Generic, TypeAlias, final, overload
 
 import equinox as eqx

@@ -6,15 +6,15 @@ from jaxtyping import Array, Bool, Float
 
 
 def generalized_advantage_estimate(
-    rewards: Float[Array, "steps *envs"],
-    values: Float[Array, "steps *envs"],
-    next_values: Float[Array, "steps *envs"],
-    terminated: Bool[Array, "steps *envs"],
-    truncated: Bool[Array, "steps *envs"],
+    rewards: Float[Array, " steps *envs"],
+    values: Float[Array, " steps *envs"],
+    next_values: Float[Array, " steps *envs"],
+    terminated: Bool[Array, " steps *envs"],
+    truncated: Bool[Array, " steps *envs"],
     *,
     gamma: float,
     gae_lambda: float,
-) -> tuple[Float[Array, "steps *envs"], Float[Array, "steps *envs"]]:
+) -> tuple[Float[Array, " steps *envs"], Float[Array, " steps *envs"]]:
     """GAE(gamma, lambda) over a rollout with automatic resets.
 
     ``next_values[t]`` is the value of the observation that step ``t`` led to,

@@ -27,6 +27,8 @@ def run_index(anchor: PyTree) -> Int[Array, ""]:
     host-side I/O can tell vmapped seeds apart. Only the innermost vmapped
     axis that batches ``anchor`` is counted.
     """
-    leaves = [jnp.asarray(x) for x in jax.tree.leaves(anchor) if isinstance(x, jax.Array)]
+    leaves = [
+        jnp.asarray(x) for x in jax.tree.leaves(anchor) if isinstance(x, jax.Array)
+    ]
     index: Int[Array, ""] = jnp.asarray(_index(leaves))
     return index

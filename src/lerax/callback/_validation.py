@@ -42,7 +42,9 @@ def check_state(
     where = f"{type(callback).__qualname__}.{hook}"
     state_t, step_state_t = declared_state_types(type(callback))
     declared = state_t if kind == "state" else step_state_t
-    if not isinstance(declared, TypeVar) and not is_bearable(value, cast(Any, declared)):
+    if not isinstance(declared, TypeVar) and not is_bearable(
+        value, cast(Any, declared)
+    ):
         raise CallbackStateError(
             f"{where} must return its declared {kind} type "
             f"{_name(declared)}, got {_describe(value)}"
@@ -97,11 +99,7 @@ def _check_annotations(where: str, kind: Kind, value: object, path: str) -> None
 @functools.cache
 def _field_hints(cls: type) -> dict[str, object]:
     hints = typing.get_type_hints(cls, include_extras=True)
-    return {
-        f.name: hints[f.name]
-        for f in dataclasses.fields(cls)
-        if f.name in hints
-    }
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name in hints}
 
 
 def _check_same_structure(

@@ -1,12 +1,11 @@
 """A user's callbacks: must type-check clean under mypy and pyright."""
 
-from typing import final
+from typing import assert_type, final
 
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Int, PRNGKeyArray
-from typing_extensions import assert_type
 
 from lerax.algorithm import PPO, TrainResult
 from lerax.callback import (
@@ -40,13 +39,19 @@ class IterationCounter(AbstractCallback[Iterations, EmptyCallbackStepState]):
         return Iterations(jnp.array(0, jnp.int32))
 
     def on_iteration(
-        self, ctx: IterationContext[Iterations, EmptyCallbackStepState], *, key: PRNGKeyArray
+        self,
+        ctx: IterationContext[Iterations, EmptyCallbackStepState],
+        *,
+        key: PRNGKeyArray,
     ) -> Iterations:
         assert_type(ctx.state, Iterations)
         return Iterations(ctx.state.count + 1)
 
     def continue_training(
-        self, ctx: IterationContext[Iterations, EmptyCallbackStepState], *, key: PRNGKeyArray
+        self,
+        ctx: IterationContext[Iterations, EmptyCallbackStepState],
+        *,
+        key: PRNGKeyArray,
     ) -> Bool[Array, ""]:
         return ctx.state.count < self.limit
 
@@ -62,7 +67,9 @@ class EpisodeCounter(AbstractCallback[EmptyCallbackState, Episodes]):
 
 
 @final
-class CartPoleWatcher(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState, CartPole]):
+class CartPoleWatcher(
+    AbstractCallback[EmptyCallbackState, EmptyCallbackStepState, CartPole]
+):
     """A callback for one environment type sees its fields."""
 
     def on_step(
@@ -76,7 +83,9 @@ def list_states(ctx: ResetContext) -> None:
     callbacks = CallbackList(IterationCounter(), EpisodeCounter())
     key = jr.key(0)
     assert_type(callbacks.reset(ctx, key=key), tuple[Iterations, EmptyCallbackState])
-    assert_type(callbacks.step_reset(ctx, key=key), tuple[EmptyCallbackStepState, Episodes])
+    assert_type(
+        callbacks.step_reset(ctx, key=key), tuple[EmptyCallbackStepState, Episodes]
+    )
 
 
 def train_result() -> None:
@@ -92,6 +101,8 @@ def train_result() -> None:
         callback=CallbackList(IterationCounter(), CartPoleWatcher()),
     )
     assert_type(both.callback_state, tuple[Iterations, EmptyCallbackState])
-    plain: TrainResult[MLPActorCriticPolicy[Array], EmptyCallbackState, EmptyCallbackStepState]
+    plain: TrainResult[
+        MLPActorCriticPolicy[Array], EmptyCallbackState, EmptyCallbackStepState
+    ]
     plain = PPO().train(env, policy, 2048, key=jr.key(1))
     del plain
