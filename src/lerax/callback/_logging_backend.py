@@ -121,9 +121,7 @@ def check_writable_dir(owner: str, argument: str, path: str | os.PathLike[str]) 
     return text
 
 
-def check_creatable_dir(
-    owner: str, argument: str, path: str | os.PathLike[str]
-) -> str:
+def check_creatable_dir(owner: str, argument: str, path: str | os.PathLike[str]) -> str:
     """Check that directory ``path`` exists writable or could be created,
     without creating anything.
 

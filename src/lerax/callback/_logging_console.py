@@ -31,7 +31,7 @@ class ConsoleBackend(AbstractLoggingBackend):
     Otherwise (CI logs, pipes, files) it prints one plain line per logged
     iteration per run, without escape codes, for example::
 
-        step 1,024/65,536 (1.6%) | iter 2 | 9,876 steps/s | ETA 0:00:06 | ep_return_ema 21.3 | ...
+        step 1,024/65,536 (1.6%) | iter 2 | 9,876 steps/s | ETA 0:00:06 | ...
 
     prefixed with ``[run <i>]`` when several runs train at once, and a
     closing line per run when its ``learn`` call ends.

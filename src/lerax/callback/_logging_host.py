@@ -9,8 +9,8 @@ same configuration reuses it.
 """
 
 import itertools
-from collections.abc import Sequence
 import threading
+from collections.abc import Sequence
 from typing import TypeVar
 
 import jax
@@ -85,7 +85,8 @@ def any_run(flag: Bool[Array, ""]) -> Bool[Array, ""]:
     so iterations on which no run logs pay nothing. The host function still
     receives each run's own ``flag`` and skips the runs for which it is false.
     """
-    return _any_run(flag)
+    out: Bool[Array, ""] = jnp.asarray(_any_run(flag))
+    return out
 
 
 @custom_vmap
@@ -106,7 +107,8 @@ def num_runs(run_index: Int[Array, ""]) -> Int[Array, ""]:
     """How many runs ``run_index`` (``ctx.run_index``) counts: 1 for a single
     run, the size of the vmapped axis that batches it otherwise (an unbatched
     value)."""
-    return _num_runs(run_index)
+    out: Int[Array, ""] = jnp.asarray(_num_runs(run_index))
+    return out
 
 
 def as_ints(values: jax.Array) -> list[int]:

@@ -3,7 +3,7 @@
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal, Protocol, cast, final
+from typing import Literal, Protocol, cast, final, runtime_checkable
 
 from ._logging_backend import AbstractLoggingBackend, HParamValue, RunInfo
 
@@ -12,6 +12,7 @@ WandbMode = Literal["online", "offline", "disabled"]
 _INSTALL_HINT = "WandbBackend needs wandb: pip install 'lerax[wandb]'"
 
 
+@runtime_checkable
 class _WandbRun(Protocol):
     def log(self, data: Mapping[str, float], step: int | None = None) -> None: ...
     def finish(self) -> None: ...

@@ -1,0 +1,716 @@
+"""LoggingCallback: training metrics to pluggable backends, seed-aware."""
+
+import atexit
+import dataclasses
+import functools
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from .._custom_types import Key
+from ..algorithm._optim import current_learning_rate
+from ..env import AbstractEnv
+from ..policy import AbstractPolicy
+from ._base import AbstractCallback, EmptyCallbackState
+from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._logging_backend import AbstractLoggingBackend, HParamValue, RunInfo
+from ._logging_host import (
+    any_run,
+    as_floats,
+    as_ints,
+    lookup,
+    num_runs,
+    register,
+    registered,
+    release,
+)
+
+AnyEnv = AbstractEnv[Any, Any, Any]
+AnyPolicy = AbstractPolicy[Any, Any]
+
+
+@final
+class EpisodeStatistics(eqx.Module):
+    """:class:`LoggingCallback`'s step state: one environment's episodes.
+
+    Built from raw environment rewards; it persists across rollouts, so an
+    episode may span several iterations.
+
+    Attributes:
+        episode_return: the return of the episode in progress so far.
+        episode_length: the length of the episode in progress so far.
+        completed: at least one episode has ended (the EMAs are defined).
+        return_ema: EMA of completed episodes' returns, started at the first one
+            (``ema = ema_alpha * ema + (1 - ema_alpha) * episode_return``).
+        length_ema: the same for episode lengths.
+        window_iteration: the iteration (0-based) the window fields describe.
+        window_episodes: episodes that ended in that iteration.
+        window_return_sum: the sum of their returns.
+        window_length_sum: the sum of their lengths.
+        window_return_min: the smallest of their returns (``inf`` if none).
+        window_return_max: the largest of their returns (``-inf`` if none).
+    """
+
+    episode_return: Float[Array, ""]
+    episode_length: Int[Array, ""]
+    completed: Bool[Array, ""]
+    return_ema: Float[Array, ""]
+    length_ema: Float[Array, ""]
+    window_iteration: Int[Array, ""]
+    window_episodes: Int[Array, ""]
+    window_return_sum: Float[Array, ""]
+    window_length_sum: Int[Array, ""]
+    window_return_min: Float[Array, ""]
+    window_return_max: Float[Array, ""]
+
+
+BackendsLike = AbstractLoggingBackend | Sequence[AbstractLoggingBackend]
+
+
+@final
+class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
+    """Log training metrics to one or more backends.
+
+    Every ``log_every`` iterations (and at the last one) each backend receives:
+
+    - ``train/<name>`` for every entry of the algorithm's training log, and
+      ``train/learning_rate`` (from the optimizer state if the log lacks it);
+    - ``rollout/ep_return_ema``, ``rollout/ep_length_ema``: EMAs over completed
+      episodes of raw environment rewards, per environment, averaged over the
+      environments that completed an episode; absent until one has;
+    - ``rollout/episodes``: episodes completed in the iteration, and, when
+      there were any, ``rollout/ep_return_mean|min|max`` and
+      ``rollout/ep_length_mean`` over them;
+    - ``time/timesteps``, ``time/iteration`` and ``time/steps_per_second``
+      (host wall clock between logged iterations, compilation excluded).
+
+    Hyperparameters are recorded once per run at its start: the static
+    ``int``/``float``/``bool``/``str`` fields and scalar array fields of the
+    algorithm, environment and policy (``algorithm/num_envs``, ``env/gravity``,
+    ...), plus ``hparams``.
+
+    Data leaves the compiled program through ordered ``jax.debug.callback``
+    calls, once per logged iteration, gated by ``lax.cond`` so other iterations
+    pay nothing; the training loop never leaves the compiled program. Host
+    objects stay out of the traced structure (the callback holds an id), so a
+    new ``LoggingCallback`` with the same ``log_every``/``ema_alpha`` (and
+    ``env``/``policy`` types) reuses the compiled program.
+
+    Under ``eqx.filter_vmap`` over seeds every record carries its run index
+    (``ctx.run_index``) and backends keep runs apart (TensorBoard: one
+    sub-directory per run, JSONL: a ``"run"`` field, W&B: one run each in a
+    shared group, console: a bar and a column per run).
+
+    Calling ``learn`` again with the same logger continues its runs: steps and
+    iterations go on from where the previous call ended. Call :meth:`close` at
+    the end (or use the logger as a context manager); every record is flushed
+    as it is written, so what was logged before an exception is on disk.
+
+    Example::
+
+        logger = LoggingCallback([TensorBoardBackend(), ConsoleBackend()], env=env)
+        policy = PPO().learn(env, policy, 2**16, key=key, callback=logger)
+        logger.close()
+
+    Args:
+        backends: a backend or a sequence of them.
+        env: optional; if given, training must use an environment of this type.
+        policy: optional; if given, training must use a policy of this type.
+        log_every: log every this many iterations (and always the last one).
+        ema_alpha: the EMAs' weight on the previous value, in ``[0, 1)``.
+        name: the experiment name (directory and W&B run name); default
+            ``<algorithm>_<env>_<YYYYmmdd-HHMMSS>`` at the first ``learn``.
+        hparams: extra hyperparameters to record (e.g. the seed).
+
+    Raises:
+        TypeError: if ``backends``, ``env``, ``policy`` or ``hparams`` has the
+            wrong type.
+        ValueError: if ``backends`` is empty, ``log_every < 1``, ``ema_alpha`` is
+            outside ``[0, 1)`` or ``name`` is empty.
+    """
+
+    logger_id: Int[Array, ""]
+    log_every: int = eqx.field(static=True)
+    ema_alpha: float = eqx.field(static=True)
+    env_type: type | None = eqx.field(static=True)
+    policy_type: type | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        backends: BackendsLike,
+        env: AnyEnv | None = None,
+        policy: AnyPolicy | None = None,
+        *,
+        log_every: int = 1,
+        ema_alpha: float = 0.9,
+        name: str | None = None,
+        hparams: Mapping[str, HParamValue] | None = None,
+    ):
+        backend_list = _check_backends(backends)
+        if env is not None and not isinstance(env, AbstractEnv):
+            raise TypeError(
+                f"LoggingCallback: env must be an environment (AbstractEnv) or None, "
+                f"got env={env!r}"
+            )
+        if policy is not None and not isinstance(policy, AbstractPolicy):
+            raise TypeError(
+                "LoggingCallback: policy must be a policy (AbstractPolicy) or None, "
+                f"got policy={policy!r}"
+            )
+        if (
+            isinstance(log_every, bool)
+            or not isinstance(log_every, int)
+            or (log_every < 1)
+        ):
+            raise ValueError(
+                f"LoggingCallback: log_every must be a positive int, got "
+                f"log_every={log_every!r}"
+            )
+        if (
+            isinstance(ema_alpha, bool)
+            or not isinstance(ema_alpha, int | float)
+            or not 0.0 <= ema_alpha < 1.0
+        ):
+            raise ValueError(
+                "LoggingCallback: ema_alpha must be a number in [0, 1), got "
+                f"ema_alpha={ema_alpha!r}"
+            )
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(
+                f"LoggingCallback: name must be a non-empty str or None, got "
+                f"name={name!r}"
+            )
+        extra = _check_hparams(hparams)
+        host = _HostLogger(backend_list, name, extra)
+        self.logger_id = jnp.asarray(register(host), jnp.int32)
+        self.log_every = log_every
+        self.ema_alpha = float(ema_alpha)
+        self.env_type = None if env is None else type(env)
+        self.policy_type = None if policy is None else type(policy)
+
+    # -- hooks ----------------------------------------------------------------
+
+    def step_reset(
+        self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key
+    ) -> EpisodeStatistics:
+        """Empty statistics: no episode completed, no window."""
+        zero_f = jnp.zeros((), jnp.float32)
+        zero_i = jnp.zeros((), jnp.int32)
+        return EpisodeStatistics(
+            episode_return=zero_f,
+            episode_length=zero_i,
+            completed=jnp.array(False),
+            return_ema=zero_f,
+            length_ema=zero_f,
+            window_iteration=jnp.full((), -1, jnp.int32),
+            window_episodes=zero_i,
+            window_return_sum=zero_f,
+            window_length_sum=zero_i,
+            window_return_min=jnp.full((), jnp.inf, jnp.float32),
+            window_return_max=jnp.full((), -jnp.inf, jnp.float32),
+        )
+
+    def on_step(
+        self,
+        ctx: StepContext[EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> EpisodeStatistics:
+        """Add the step's raw reward; on ``done``, close the episode."""
+        s = ctx.state
+        # The window describes the current iteration: restart it when the
+        # iteration moved on (a hook can only update step state here).
+        current = s.window_iteration == ctx.iteration_count
+        episodes = jnp.where(current, s.window_episodes, 0)
+        return_sum = jnp.where(current, s.window_return_sum, 0.0)
+        length_sum = jnp.where(current, s.window_length_sum, 0)
+        return_min = jnp.where(current, s.window_return_min, jnp.inf)
+        return_max = jnp.where(current, s.window_return_max, -jnp.inf)
+
+        ret = s.episode_return + jnp.asarray(ctx.reward, jnp.float32)
+        length = s.episode_length + 1
+        done = ctx.done
+        length_f = length.astype(jnp.float32)
+        a = self.ema_alpha
+        return_ema = jnp.where(s.completed, a * s.return_ema + (1.0 - a) * ret, ret)
+        length_ema = jnp.where(
+            s.completed, a * s.length_ema + (1.0 - a) * length_f, length_f
+        )
+        return EpisodeStatistics(
+            episode_return=jnp.where(done, 0.0, ret),
+            episode_length=jnp.where(done, 0, length),
+            completed=jnp.logical_or(s.completed, done),
+            return_ema=jnp.where(done, return_ema, s.return_ema),
+            length_ema=jnp.where(done, length_ema, s.length_ema),
+            window_iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
+            window_episodes=episodes + done.astype(jnp.int32),
+            window_return_sum=return_sum + jnp.where(done, ret, 0.0),
+            window_length_sum=length_sum + jnp.where(done, length, 0),
+            window_return_min=jnp.where(done, jnp.minimum(return_min, ret), return_min),
+            window_return_max=jnp.where(done, jnp.maximum(return_max, ret), return_max),
+        )
+
+    def on_training_start(
+        self,
+        ctx: TrainingContext[EmptyCallbackState, EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> EmptyCallbackState:
+        """Open the backends' runs and record the hyperparameters."""
+        self._check_types(ctx.env, ctx.policy)
+        algorithm = ctx.algorithm
+        total = algorithm.num_iterations(ctx.total_timesteps) * (
+            algorithm.steps_per_iteration
+        )
+        static: dict[str, HParamValue] = {}
+        dynamic_names: list[str] = []
+        dynamic_values: list[Float[Array, ""]] = []
+        for prefix, obj in (
+            ("algorithm", algorithm),
+            ("env", ctx.env),
+            ("policy", ctx.policy),
+        ):
+            static[f"{prefix}/name"] = str(getattr(obj, "name", type(obj).__name__))
+            _collect_hparams(prefix, obj, static, dynamic_names, dynamic_values)
+        start = _StartInfo(
+            algorithm=algorithm.name,
+            env=ctx.env.name,
+            policy=ctx.policy.name,
+            total_timesteps=total,
+            static_hparams=tuple(static.items()),
+            dynamic_hparams=tuple(dynamic_names),
+        )
+        ints = jnp.stack(
+            [self.logger_id, ctx.run_index, num_runs(ctx.run_index)]
+        ).astype(jnp.int32)
+        floats = (
+            jnp.stack(dynamic_values)
+            if dynamic_values
+            else jnp.zeros((0,), jnp.float32)
+        )
+        jax.debug.callback(
+            functools.partial(_host_start, start), ints, floats, ordered=True
+        )
+        return ctx.state
+
+    def on_iteration(
+        self,
+        ctx: IterationContext[EmptyCallbackState, EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> EmptyCallbackState:
+        """Send this iteration's record, if it is one to log."""
+        st = ctx.step_state
+        current = st.window_iteration == ctx.iteration_count - 1
+        episodes_per_env = jnp.where(current, st.window_episodes, 0)
+        episodes = jnp.sum(episodes_per_env)
+        denom = jnp.maximum(episodes, 1).astype(jnp.float32)
+        return_mean = jnp.sum(jnp.where(current, st.window_return_sum, 0.0)) / denom
+        length_mean = (
+            jnp.sum(jnp.where(current, st.window_length_sum, 0)).astype(jnp.float32)
+            / denom
+        )
+        return_min = jnp.min(jnp.where(current, st.window_return_min, jnp.inf))
+        return_max = jnp.max(jnp.where(current, st.window_return_max, -jnp.inf))
+        n_completed = jnp.sum(st.completed.astype(jnp.int32))
+        ema_denom = jnp.maximum(n_completed, 1).astype(jnp.float32)
+        return_ema = jnp.sum(jnp.where(st.completed, st.return_ema, 0.0)) / ema_denom
+        length_ema = jnp.sum(jnp.where(st.completed, st.length_ema, 0.0)) / ema_denom
+
+        log = ctx.training_log
+        names = [f"train/{k}" for k in sorted(log)]
+        values = [jnp.asarray(log[k], jnp.float32) for k in sorted(log)]
+        if "learning_rate" not in log:
+            names.append("train/learning_rate")
+            values.append(current_learning_rate(ctx.opt_state))
+        names += list(_ROLLOUT_NAMES)
+        values += [
+            return_ema,
+            length_ema,
+            return_mean,
+            return_min,
+            return_max,
+            length_mean,
+        ]
+        floats = jnp.stack(values).astype(jnp.float32)
+
+        algorithm = ctx.algorithm
+        last = algorithm.num_iterations(ctx.total_timesteps)
+        iteration = ctx.iteration_count
+        should_log = jnp.logical_or(iteration % self.log_every == 0, iteration == last)
+        ints = jnp.stack(
+            [
+                self.logger_id,
+                ctx.run_index,
+                should_log.astype(jnp.int32),
+                iteration,
+                ctx.num_timesteps,
+                episodes,
+                (n_completed > 0).astype(jnp.int32),
+                (episodes > 0).astype(jnp.int32),
+            ]
+        ).astype(jnp.int32)
+        host = functools.partial(_host_iteration, tuple(names))
+
+        def send() -> None:
+            jax.debug.callback(host, ints, floats, ordered=True)
+
+        def skip() -> None:
+            return None
+
+        jax.lax.cond(any_run(should_log), send, skip)
+        return ctx.state
+
+    def on_training_end(
+        self,
+        ctx: TrainingContext[EmptyCallbackState, EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> EmptyCallbackState:
+        """Tell the backends this run's ``learn`` call ended."""
+        ints = jnp.stack(
+            [self.logger_id, ctx.run_index, ctx.iteration_count, ctx.num_timesteps]
+        ).astype(jnp.int32)
+        jax.debug.callback(_host_end, ints, ordered=True)
+        return ctx.state
+
+    # -- host side ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush and close every backend. Calling it again does nothing."""
+        host = release(int(self.logger_id))
+        if isinstance(host, _HostLogger):
+            host.close()
+
+    def __enter__(self) -> "LoggingCallback":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _check_types(self, env: object, policy: object) -> None:
+        for argument, expected, got in (
+            ("env", self.env_type, env),
+            ("policy", self.policy_type, policy),
+        ):
+            if expected is not None and not isinstance(got, expected):
+                raise TypeError(
+                    f"LoggingCallback was built with {argument} of type "
+                    f"{expected.__name__}, but training uses {type(got).__name__}"
+                )
+
+
+_ROLLOUT_NAMES = (
+    "rollout/ep_return_ema",
+    "rollout/ep_length_ema",
+    "rollout/ep_return_mean",
+    "rollout/ep_return_min",
+    "rollout/ep_return_max",
+    "rollout/ep_length_mean",
+)
+_EMA_NAMES = frozenset(_ROLLOUT_NAMES[:2])
+_WINDOW_NAMES = frozenset(_ROLLOUT_NAMES[2:])
+
+
+def _check_backends(backends: object) -> list[AbstractLoggingBackend]:
+    if isinstance(backends, AbstractLoggingBackend):
+        return [backends]
+    if isinstance(backends, str | bytes) or not isinstance(backends, Sequence):
+        raise TypeError(
+            "LoggingCallback: backends must be a logging backend or a sequence of "
+            f"them (AbstractLoggingBackend), got backends={backends!r}"
+        )
+    items: list[object] = list(backends)
+    if not items:
+        raise ValueError(
+            "LoggingCallback: backends must hold at least one backend, got an "
+            "empty sequence"
+        )
+    out: list[AbstractLoggingBackend] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, AbstractLoggingBackend):
+            raise TypeError(
+                f"LoggingCallback: backends[{i}] must be a logging backend "
+                f"(AbstractLoggingBackend), got {item!r}"
+            )
+        out.append(item)
+    return out
+
+
+def _check_hparams(hparams: object) -> dict[str, HParamValue]:
+    if hparams is None:
+        return {}
+    if not isinstance(hparams, Mapping):
+        raise TypeError(
+            "LoggingCallback: hparams must be a mapping of str to bool, int, float "
+            f"or str, got hparams={hparams!r}"
+        )
+    out: dict[str, HParamValue] = {}
+    for key, value in hparams.items():
+        if not isinstance(key, str) or not isinstance(value, bool | int | float | str):
+            raise TypeError(
+                "LoggingCallback: hparams must map str to bool, int, float or str, "
+                f"got {key!r}: {value!r}"
+            )
+        out[key] = value
+    return out
+
+
+def _collect_hparams(
+    prefix: str,
+    obj: object,
+    static: dict[str, HParamValue],
+    dynamic_names: list[str],
+    dynamic_values: list[Float[Array, ""]],
+) -> None:
+    """The hyperparameters among ``obj``'s fields: Python scalars and strings
+    (known while tracing) and numeric scalar arrays (sent at run time)."""
+    if not dataclasses.is_dataclass(obj):
+        return
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name, None)
+        key = f"{prefix}/{field.name}"
+        if isinstance(value, bool | int | float | str):
+            static[key] = value
+        elif (
+            isinstance(value, jax.Array)
+            and value.ndim == 0
+            and (
+                jnp.issubdtype(value.dtype, jnp.number)
+                or jnp.issubdtype(value.dtype, jnp.bool_)
+            )
+        ):
+            dynamic_names.append(key)
+            dynamic_values.append(jnp.asarray(value, jnp.float32))
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class _StartInfo:
+    """What the start host call knows at trace time."""
+
+    algorithm: str
+    env: str
+    policy: str
+    total_timesteps: int
+    static_hparams: tuple[tuple[str, HParamValue], ...]
+    dynamic_hparams: tuple[str, ...]
+
+
+@dataclasses.dataclass
+class _RunRecord:
+    """Host-side bookkeeping of one run (one seed)."""
+
+    step_offset: int = 0
+    iteration_offset: int = 0
+    last_step: int = 0
+    last_iteration: int = 0
+    session_timesteps: int = 0
+    session_iteration: int = -1
+    clock: float = 0.0
+    hparams_logged: bool = False
+
+
+@final
+class _HostLogger:
+    """The host side of one :class:`LoggingCallback`: its backends and runs."""
+
+    def __init__(
+        self,
+        backends: list[AbstractLoggingBackend],
+        name: str | None,
+        hparams: dict[str, HParamValue],
+    ):
+        self.backends = backends
+        self.name = name
+        self.hparams = hparams
+        self.lock = threading.Lock()
+        self.session = 0
+        self.num_runs: int | None = None
+        self.active: set[int] = set()
+        self.runs: dict[int, _RunRecord] = {}
+        self.closed = False
+
+    def start(
+        self,
+        info: _StartInfo,
+        run_index: int,
+        num_runs: int,
+        dynamic: dict[str, HParamValue],
+    ) -> None:
+        with self.lock:
+            if not self.active or run_index in self.active:
+                self._open_session(info, num_runs)
+            self.active.add(run_index)
+            record = self.runs.setdefault(run_index, _RunRecord())
+            record.session_timesteps = 0
+            record.session_iteration = -1
+            record.clock = time.perf_counter()
+            if not record.hparams_logged:
+                hparams = {**dict(info.static_hparams), **dynamic, **self.hparams}
+                for backend in self.backends:
+                    backend.log_hparams(hparams, run_index)
+                record.hparams_logged = True
+            for backend in self.backends:
+                backend.flush()
+
+    def _open_session(self, info: _StartInfo, num_runs: int) -> None:
+        if self.num_runs is None:
+            self.num_runs = num_runs
+            if self.name is None:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                self.name = f"{info.algorithm}_{info.env}_{stamp}"
+        elif num_runs != self.num_runs:
+            raise ValueError(
+                f"LoggingCallback: this logger first trained {self.num_runs} run(s) "
+                f"at once, now {num_runs}; use a new LoggingCallback for a "
+                "different number of vmapped runs"
+            )
+        self.session += 1
+        self.active = set()
+        offsets: list[int] = []
+        for i in range(num_runs):
+            record = self.runs.setdefault(i, _RunRecord())
+            record.step_offset = record.last_step
+            record.iteration_offset = record.last_iteration
+            offsets.append(record.step_offset)
+        run = RunInfo(
+            name=self.name or "",
+            algorithm=info.algorithm,
+            env=info.env,
+            policy=info.policy,
+            num_runs=num_runs,
+            total_timesteps=info.total_timesteps,
+            step_offsets=tuple(offsets),
+            session=self.session,
+        )
+        for backend in self.backends:
+            backend.open(run)
+
+    def log(
+        self,
+        run_index: int,
+        iteration: int,
+        timesteps: int,
+        scalars: dict[str, float],
+    ) -> None:
+        with self.lock:
+            record = self.runs.get(run_index)
+            if record is None or run_index not in self.active:
+                return
+            if iteration <= record.session_iteration:
+                # Under vmap, a run that stopped early still executes the loop
+                # body (its results are discarded) while other runs go on: the
+                # same iteration comes back; it was logged already.
+                return
+            now = time.perf_counter()
+            elapsed = now - record.clock
+            steps = timesteps - record.session_timesteps
+            rate = steps / elapsed if elapsed > 0 else math.nan
+            step = record.step_offset + timesteps
+            full: dict[str, float] = {
+                "time/timesteps": float(step),
+                "time/iteration": float(record.iteration_offset + iteration),
+                "time/steps_per_second": rate,
+            }
+            full.update(scalars)
+            for backend in self.backends:
+                backend.log_scalars(full, step, run_index)
+                backend.flush()
+            record.clock = now
+            record.session_timesteps = timesteps
+            record.session_iteration = iteration
+            record.last_step = step
+            record.last_iteration = record.iteration_offset + iteration
+
+    def end(self, run_index: int, iteration: int, timesteps: int) -> None:
+        with self.lock:
+            record = self.runs.get(run_index)
+            if record is None or run_index not in self.active:
+                return
+            record.last_step = record.step_offset + timesteps
+            record.last_iteration = record.iteration_offset + iteration
+            self.active.discard(run_index)
+            for backend in self.backends:
+                backend.finish(run_index)
+                backend.flush()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            errors: list[BaseException] = []
+            for backend in self.backends:
+                try:
+                    backend.flush()
+                    backend.close()
+                except Exception as err:  # close the others first
+                    errors.append(err)
+            if errors:
+                raise errors[0]
+
+
+def _host_start(info: _StartInfo, ints: jax.Array, floats: jax.Array) -> None:
+    logger_id, run_index, runs = as_ints(ints)
+    dynamic: dict[str, HParamValue] = dict(
+        zip(info.dynamic_hparams, as_floats(floats), strict=True)
+    )
+    lookup(logger_id, _HostLogger).start(info, run_index, runs, dynamic)
+
+
+def _host_iteration(names: tuple[str, ...], ints: jax.Array, floats: jax.Array) -> None:
+    (
+        logger_id,
+        run_index,
+        should_log,
+        iteration,
+        timesteps,
+        episodes,
+        ema_valid,
+        window_valid,
+    ) = as_ints(ints)
+    if not should_log:
+        return
+    scalars: dict[str, float] = {"rollout/episodes": float(episodes)}
+    for name, value in zip(names, as_floats(floats), strict=True):
+        if name in _EMA_NAMES and not ema_valid:
+            continue
+        if name in _WINDOW_NAMES and not window_valid:
+            continue
+        scalars[name] = value
+    ordered = {k: scalars[k] for k in sorted(scalars, key=_order)}
+    lookup(logger_id, _HostLogger).log(run_index, iteration, timesteps, ordered)
+
+
+def _order(name: str) -> tuple[int, str]:
+    group = name.split("/", 1)[0]
+    return ({"time": 0, "rollout": 1, "train": 2}.get(group, 3), name)
+
+
+def _host_end(ints: jax.Array) -> None:
+    logger_id, run_index, iteration, timesteps = as_ints(ints)
+    lookup(logger_id, _HostLogger).end(run_index, iteration, timesteps)
+
+
+@atexit.register
+def _close_all() -> None:
+    """Flush and close every logger still open when Python exits."""
+    for host in registered(_HostLogger):
+        try:
+            host.close()
+        except Exception:  # noqa: BLE001  # at exit there is no one left to tell
+            pass

@@ -1,0 +1,196 @@
+"""ProgressBarCallback: a standalone Rich progress bar of environment steps."""
+
+import threading
+from typing import Any, final
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Int
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from .._custom_types import Key
+from ..env import AbstractEnv
+from ..policy import AbstractPolicy
+from ._base import AbstractCallback, EmptyCallbackState, EmptyCallbackStepState
+from ._context import IterationContext, TrainingContext
+from ._logging_host import as_ints, lookup, num_runs, register
+
+AnyEnv = AbstractEnv[Any, Any, Any]
+AnyPolicy = AbstractPolicy[Any, Any]
+_Ctx = TrainingContext[EmptyCallbackState, EmptyCallbackStepState, AnyEnv, AnyPolicy]
+_IterCtx = IterationContext[
+    EmptyCallbackState, EmptyCallbackStepState, AnyEnv, AnyPolicy
+]
+
+
+@final
+class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
+    """A Rich progress bar of environment steps (done/total, steps per second,
+    elapsed time, ETA), updated after every iteration.
+
+    Under ``eqx.filter_vmap`` over seeds it shows one bar per run (``run 0``,
+    ``run 1``, ...). The display starts when training starts (after
+    compilation) and is closed when every run's ``learn`` call ends
+    (``on_training_end``); a run that stops early shows the steps it took.
+    Like :class:`LoggingCallback`, it keeps its host-side display out of the
+    traced structure, so a new ``ProgressBarCallback`` reuses the compiled
+    program. For a metrics table as well, prefer ``LoggingCallback`` with a
+    ``ConsoleBackend``.
+
+    Args:
+        console: the Rich console to draw on (default: standard output). On a
+            console that is not a terminal, Rich draws the bars once, when they
+            close.
+        description: the label of a single run's bar.
+    """
+
+    progress_id: Int[Array, ""]
+
+    def __init__(
+        self, *, console: Console | None = None, description: str = "training"
+    ):
+        if not isinstance(description, str):
+            raise TypeError(
+                "ProgressBarCallback: description must be a str, got "
+                f"description={description!r}"
+            )
+        self.progress_id = jnp.asarray(
+            register(_HostProgress(console, description)), jnp.int32
+        )
+
+    def on_training_start(self, ctx: _Ctx, *, key: Key) -> EmptyCallbackState:
+        """Show a bar for this run."""
+        algorithm = ctx.algorithm
+        total = algorithm.num_iterations(ctx.total_timesteps) * (
+            algorithm.steps_per_iteration
+        )
+        ints = jnp.stack(
+            [self.progress_id, ctx.run_index, num_runs(ctx.run_index)]
+        ).astype(jnp.int32)
+        jax.debug.callback(_ProgressStart(total), ints, ordered=True)
+        return ctx.state
+
+    def on_iteration(self, ctx: _IterCtx, *, key: Key) -> EmptyCallbackState:
+        """Advance this run's bar."""
+        ints = jnp.stack([self.progress_id, ctx.run_index, ctx.num_timesteps]).astype(
+            jnp.int32
+        )
+        jax.debug.callback(_progress_update, ints, ordered=True)
+        return ctx.state
+
+    def on_training_end(self, ctx: _Ctx, *, key: Key) -> EmptyCallbackState:
+        """Complete this run's bar; close the display after the last run."""
+        ints = jnp.stack([self.progress_id, ctx.run_index, ctx.num_timesteps]).astype(
+            jnp.int32
+        )
+        jax.debug.callback(_progress_end, ints, ordered=True)
+        return ctx.state
+
+
+@final
+class _StepsPerSecondColumn(ProgressColumn):
+    """Rich's speed estimate of a task, in environment steps per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("? steps/s")
+        return Text(f"{speed:,.0f} steps/s")
+
+
+@final
+class _HostProgress:
+    """The host side of one :class:`ProgressBarCallback`."""
+
+    def __init__(self, console: Console | None, description: str):
+        self.console = console
+        self.description = description
+        self.lock = threading.Lock()
+        self.progress: Progress | None = None
+        self.tasks: dict[int, TaskID] = {}
+        self.done: dict[int, int] = {}
+        self.active: set[int] = set()
+
+    def start(self, run_index: int, runs: int, total: int) -> None:
+        with self.lock:
+            if not self.active or run_index in self.active:
+                self._stop()
+                progress = Progress(
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    _StepsPerSecondColumn(),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    console=self.console or Console(),
+                )
+                progress.start()
+                self.progress = progress
+                self.tasks = {}
+                self.done = {}
+                self.active = set()
+            assert self.progress is not None
+            label = self.description if runs == 1 else f"run {run_index}"
+            self.tasks[run_index] = self.progress.add_task(label, total=total)
+            self.done[run_index] = 0
+            self.active.add(run_index)
+
+    def update(self, run_index: int, timesteps: int) -> None:
+        with self.lock:
+            task = self.tasks.get(run_index)
+            if self.progress is None or task is None or run_index not in self.active:
+                return
+            if timesteps <= self.done[run_index]:
+                return  # a vmapped run that stopped early repeats its last step
+            self.done[run_index] = timesteps
+            self.progress.update(task, completed=timesteps)
+
+    def end(self, run_index: int, timesteps: int) -> None:
+        with self.lock:
+            task = self.tasks.get(run_index)
+            if self.progress is None or task is None:
+                return
+            self.progress.update(task, completed=timesteps)
+            self.progress.stop_task(task)
+            self.active.discard(run_index)
+            if not self.active:
+                self._stop()
+
+    def _stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+@final
+class _ProgressStart:
+    """The start host call; ``total`` is known while tracing."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __call__(self, ints: jax.Array) -> None:
+        progress_id, run_index, runs = as_ints(ints)
+        lookup(progress_id, _HostProgress).start(run_index, runs, self.total)
+
+
+def _progress_update(ints: jax.Array) -> None:
+    progress_id, run_index, timesteps = as_ints(ints)
+    lookup(progress_id, _HostProgress).update(run_index, timesteps)
+
+
+def _progress_end(ints: jax.Array) -> None:
+    progress_id, run_index, timesteps = as_ints(ints)
+    lookup(progress_id, _HostProgress).end(run_index, timesteps)

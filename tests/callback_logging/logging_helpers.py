@@ -1,0 +1,198 @@
+"""Shared pieces of the logging tests: one small PPO configuration, a callback
+that records every raw transition, and a numpy recomputation of the episode
+statistics a ``LoggingCallback`` logs."""
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any, final
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import numpy.typing as npt
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from lerax.algorithm import PPO, TrainResult
+from lerax.callback import (
+    AbstractCallback,
+    AbstractLoggingBackend,
+    EmptyCallbackState,
+    HParamValue,
+    LoggingCallback,
+    ResetContext,
+    RunInfo,
+    StepContext,
+)
+from lerax.env import AbstractEnv, CartPole
+from lerax.policy import AbstractPolicy, MLPActorCriticPolicy
+
+ENV = CartPole()
+POLICY = MLPActorCriticPolicy(env=ENV, key=jr.key(0))
+ALGO = PPO(num_envs=2, num_steps=64, num_epochs=2, num_minibatches=2)
+ITERATIONS = 4
+TOTAL = ITERATIONS * ALGO.steps_per_iteration  # 512 environment steps
+CAPACITY = ITERATIONS * ALGO.num_steps  # steps per environment per learn call
+
+TRACES = [0]
+"""How many times a training loop holding a :class:`Recorder` was traced."""
+
+AnyEnv = AbstractEnv[Any, Any, Any]
+AnyPolicy = AbstractPolicy[Any, Any]
+
+
+@final
+class Recorded(eqx.Module):
+    """One environment's raw transitions, in order."""
+
+    rewards: Float[Array, " t"]
+    dones: Bool[Array, " t"]
+    count: Int[Array, ""]
+
+
+@final
+class Recorder(AbstractCallback[EmptyCallbackState, Recorded]):
+    """Records the raw reward and done flag of every step; counts traces."""
+
+    capacity: int = eqx.field(static=True)
+
+    def reset(
+        self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: PRNGKeyArray
+    ) -> EmptyCallbackState:
+        TRACES[0] += 1  # runs while tracing only
+        return EmptyCallbackState()
+
+    def step_reset(
+        self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: PRNGKeyArray
+    ) -> Recorded:
+        return Recorded(
+            rewards=jnp.zeros((self.capacity,), jnp.float32),
+            dones=jnp.zeros((self.capacity,), jnp.bool_),
+            count=jnp.zeros((), jnp.int32),
+        )
+
+    def on_step(
+        self, ctx: StepContext[Recorded, AnyEnv, AnyPolicy], *, key: PRNGKeyArray
+    ) -> Recorded:
+        s = ctx.state
+        return Recorded(
+            rewards=s.rewards.at[s.count].set(jnp.asarray(ctx.reward, jnp.float32)),
+            dones=s.dones.at[s.count].set(ctx.done),
+            count=s.count + 1,
+        )
+
+
+def train(
+    logger: LoggingCallback, key: Array, total: int = TOTAL
+) -> TrainResult[Any, Any, Any]:
+    """The one single-run configuration every test shares (one compilation)."""
+    return ALGO.train(
+        ENV, POLICY, total, key=key, callback=[logger, Recorder(CAPACITY)]
+    )
+
+
+def expected_rollout_stats(
+    rewards: npt.NDArray[np.float32],
+    dones: npt.NDArray[np.bool_],
+    num_steps: int,
+    ema_alpha: float,
+) -> list[dict[str, float]]:
+    """Per iteration, the ``rollout/*`` values recomputed from raw transitions
+    (``rewards``/``dones`` of shape ``[num_envs, steps]``) in plain Python."""
+    num_envs, steps = rewards.shape
+    ret = [0.0] * num_envs
+    length = [0] * num_envs
+    ema_r: list[float | None] = [None] * num_envs
+    ema_l: list[float | None] = [None] * num_envs
+    out: list[dict[str, float]] = []
+    for it in range(steps // num_steps):
+        window: list[tuple[float, int]] = []
+        for e in range(num_envs):
+            for t in range(it * num_steps, (it + 1) * num_steps):
+                ret[e] += float(rewards[e, t])
+                length[e] += 1
+                if dones[e, t]:
+                    window.append((ret[e], length[e]))
+                    prev_r, prev_l = ema_r[e], ema_l[e]
+                    ema_r[e] = (
+                        ret[e]
+                        if prev_r is None
+                        else ema_alpha * prev_r + (1 - ema_alpha) * ret[e]
+                    )
+                    ema_l[e] = (
+                        float(length[e])
+                        if prev_l is None
+                        else ema_alpha * prev_l + (1 - ema_alpha) * length[e]
+                    )
+                    ret[e], length[e] = 0.0, 0
+        record: dict[str, float] = {"rollout/episodes": float(len(window))}
+        started = [e for e in range(num_envs) if ema_r[e] is not None]
+        if started:
+            record["rollout/ep_return_ema"] = float(
+                np.mean([ema_r[e] for e in started])
+            )
+            record["rollout/ep_length_ema"] = float(
+                np.mean([ema_l[e] for e in started])
+            )
+        if window:
+            returns = [r for r, _ in window]
+            record["rollout/ep_return_mean"] = float(np.mean(returns))
+            record["rollout/ep_return_min"] = min(returns)
+            record["rollout/ep_return_max"] = max(returns)
+            record["rollout/ep_length_mean"] = float(np.mean([n for _, n in window]))
+        out.append(record)
+    return out
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def assert_rollout_matches(
+    logged: Mapping[str, Any], expected: Mapping[str, float]
+) -> None:
+    """The logged ``rollout/*`` keys are exactly the expected ones, same values."""
+    got = {k: v for k, v in logged.items() if k.startswith("rollout/")}
+    assert set(got) == set(expected), (sorted(got), sorted(expected))
+    for key, value in expected.items():
+        assert math.isclose(got[key], value, rel_tol=1e-5, abs_tol=1e-5), (
+            key,
+            got[key],
+            value,
+        )
+
+
+@final
+class ListBackend(AbstractLoggingBackend):
+    """Keeps every call in memory; raises on the ``fail_at``-th scalar record."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.fail_at = fail_at
+        self.calls: list[tuple[str, Any]] = []
+        self.records: list[tuple[int, int, dict[str, float]]] = []
+
+    def open(self, run: RunInfo) -> None:
+        self.calls.append(("open", run))
+
+    def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
+        self.calls.append(("hparams", (run_index, dict(hparams))))
+
+    def log_scalars(
+        self, scalars: Mapping[str, float], step: int, run_index: int
+    ) -> None:
+        if self.fail_at is not None and len(self.records) + 1 == self.fail_at:
+            raise RuntimeError(f"backend failure at record {self.fail_at}")
+        self.records.append((run_index, step, dict(scalars)))
+        self.calls.append(("scalars", (run_index, step)))
+
+    def finish(self, run_index: int) -> None:
+        self.calls.append(("finish", run_index))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.calls.append(("close", None))

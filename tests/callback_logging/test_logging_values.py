@@ -1,0 +1,174 @@
+"""LoggingCallback in a single run: the logged values are the right ones."""
+
+import math
+from pathlib import Path
+from typing import Any
+
+import jax.random as jr
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from lerax.callback import JSONLBackend, LoggingCallback, TensorBoardBackend
+
+from .logging_helpers import (
+    ALGO,
+    ITERATIONS,
+    TOTAL,
+    TRACES,
+    ListBackend,
+    assert_rollout_matches,
+    expected_rollout_stats,
+    read_jsonl,
+    train,
+)
+
+PPO_LOG_KEYS = {
+    "train/loss",
+    "train/policy_loss",
+    "train/value_loss",
+    "train/entropy",
+    "train/approx_kl",
+    "train/clip_fraction",
+    "train/explained_variance",
+    "train/learning_rate",
+}
+
+
+def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {
+        tag: [(e.step, e.value) for e in acc.Scalars(tag)]
+        for tag in acc.Tags()["scalars"]
+    }
+
+
+def tensorboard_hparams(log_dir: Path) -> dict[str, Any]:
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    data = plugin_data_pb2.HParamsPluginData.FromString(content)
+    out: dict[str, Any] = {}
+    for name, value in data.session_start_info.hparams.items():
+        kind = value.WhichOneof("kind")
+        out[name] = getattr(value, kind)
+    return out
+
+
+def test_logged_values_match_a_recorded_rollout(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    logger = LoggingCallback([JSONLBackend(path)], ema_alpha=0.9)
+    result = train(logger, jr.key(1))
+    logger.close()
+    rows = read_jsonl(path)
+    assert [r["time/iteration"] for r in rows] == list(range(1, ITERATIONS + 1))
+    assert [r["step"] for r in rows] == [
+        ALGO.steps_per_iteration * i for i in range(1, ITERATIONS + 1)
+    ]
+    assert all(r["run"] == 0 and r["time/timesteps"] == r["step"] for r in rows)
+    assert all(r["time/steps_per_second"] > 0 for r in rows)
+
+    recorded = result.callback_step_state[1]
+    rewards = np.asarray(recorded.rewards)
+    dones = np.asarray(recorded.dones)
+    assert rewards.shape == (ALGO.num_envs, ITERATIONS * ALGO.num_steps)
+    expected = expected_rollout_stats(rewards, dones, ALGO.num_steps, 0.9)
+    assert sum(e["rollout/episodes"] for e in expected) >= 8  # a real check
+    for row, exp in zip(rows, expected, strict=True):
+        assert_rollout_matches(row, exp)
+
+    # Every PPO training-log entry; the learning rate is the linear schedule's
+    # value at the iteration's last minibatch update.
+    updates = ALGO.num_epochs * ALGO.num_minibatches
+    for i, row in enumerate(rows, start=1):
+        assert PPO_LOG_KEYS <= set(row)
+        lr = ALGO.learning_rate * (1 - (i * updates - 1) / (ITERATIONS * updates))
+        assert math.isclose(row["train/learning_rate"], lr, rel_tol=1e-5)
+
+
+def test_tensorboard_scalars_and_hparams_read_back(tmp_path: Path) -> None:
+    jsonl, tb = tmp_path / "log.jsonl", tmp_path / "tb"
+    logger = LoggingCallback(
+        [JSONLBackend(jsonl), TensorBoardBackend(tb)], hparams={"seed": 7}
+    )
+    train(logger, jr.key(2))
+    logger.close()
+    rows = read_jsonl(jsonl)
+    scalars = tensorboard_scalars(tb)  # a single run writes into log_dir itself
+    keys = {k for row in rows for k in row} - {"run", "step"}
+    assert set(scalars) == keys
+    for key in keys:
+        want = [(row["step"], row[key]) for row in rows if key in row]
+        got = scalars[key]
+        assert [s for s, _ in got] == [s for s, _ in want]
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in want], rtol=1e-6)
+    hparams = tensorboard_hparams(tb)
+    assert hparams["algorithm/num_envs"] == 2
+    assert hparams["algorithm/num_steps"] == 64
+    assert hparams["algorithm/anneal_lr"] is True
+    assert hparams["algorithm/name"] == "PPO"
+    assert hparams["env/name"] == "CartPole"
+    assert math.isclose(hparams["env/gravity"], 9.8, rel_tol=1e-6)
+    assert hparams["env/max_episode_steps"] == 500
+    assert hparams["policy/name"] == "MLPActorCriticPolicy"
+    assert hparams["policy/shared"] is False
+    assert hparams["seed"] == 7
+
+
+def test_a_new_logger_of_equal_config_does_not_recompile(tmp_path: Path) -> None:
+    first = ListBackend()
+    with LoggingCallback([first], name="a") as logger:
+        train(logger, jr.key(3))
+    traces = TRACES[0]
+    second = ListBackend()
+    other = LoggingCallback([JSONLBackend(tmp_path / "b.jsonl"), second], name="b")
+    train(other, jr.key(3))
+    other.close()
+    assert TRACES[0] == traces  # no new trace, hence no recompilation
+    # The new logger's id reached the compiled program: its backends got the
+    # records (identical to the first logger's, same key), nothing else did.
+    assert len(first.records) == len(second.records) == ITERATIONS
+    for (_, s1, r1), (_, s2, r2) in zip(first.records, second.records, strict=True):
+        assert s1 == s2
+        assert r1.keys() == r2.keys()
+        for k in r1:
+            if k != "time/steps_per_second":
+                assert r1[k] == r2[k] or (math.isnan(r1[k]) and math.isnan(r2[k]))
+    assert len(read_jsonl(tmp_path / "b.jsonl")) == ITERATIONS
+
+
+def test_second_learn_continues_steps_and_iterations(tmp_path: Path) -> None:
+    backend = ListBackend()
+    path = tmp_path / "log.jsonl"
+    with LoggingCallback([JSONLBackend(path), backend]) as logger:
+        train(logger, jr.key(4))
+        train(logger, jr.key(5))
+    rows = read_jsonl(path)
+    per = ALGO.steps_per_iteration
+    assert [r["step"] for r in rows] == [per * i for i in range(1, 2 * ITERATIONS + 1)]
+    assert [r["time/iteration"] for r in rows] == list(range(1, 2 * ITERATIONS + 1))
+    kinds = [c[0] for c in backend.calls]
+    assert kinds == (
+        ["open", "hparams"]
+        + ["scalars"] * ITERATIONS
+        + ["finish", "open"]  # hyperparameters are recorded once per run
+        + ["scalars"] * ITERATIONS
+        + ["finish", "close"]
+    )
+    opens = [c[1] for c in backend.calls if c[0] == "open"]
+    assert [o.session for o in opens] == [1, 2]
+    assert opens[0].step_offsets == (0,) and opens[1].step_offsets == (TOTAL,)
+    assert opens[0].name == opens[1].name
+    assert opens[0].name.startswith("PPO_CartPole_")
+    assert opens[0].num_runs == 1 and opens[0].total_timesteps == TOTAL
+
+
+def test_a_closed_logger_refuses_to_train(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    with LoggingCallback([JSONLBackend(path)]) as logger:
+        pass
+    logger.close()  # closing twice is harmless
+    with pytest.raises(Exception, match="closed"):
+        train(logger, jr.key(6)).iterations.block_until_ready()

@@ -1,0 +1,3 @@
+# Minimal stubs for tensorboardX (it ships no py.typed): only what Lerax calls.
+from .writer import FileWriter as FileWriter
+from .writer import SummaryWriter as SummaryWriter
