@@ -104,8 +104,8 @@ def expected_rollout_stats(
     num_envs, steps = rewards.shape
     ret = [0.0] * num_envs
     length = [0] * num_envs
-    ema_r: list[float | None] = [None] * num_envs
-    ema_l: list[float | None] = [None] * num_envs
+    ema_r: dict[int, float] = {}  # per env, once an episode has ended
+    ema_l: dict[int, float] = {}
     out: list[dict[str, float]] = []
     for it in range(steps // num_steps):
         window: list[tuple[float, int]] = []
@@ -115,27 +115,16 @@ def expected_rollout_stats(
                 length[e] += 1
                 if dones[e, t]:
                     window.append((ret[e], length[e]))
-                    prev_r, prev_l = ema_r[e], ema_l[e]
-                    ema_r[e] = (
-                        ret[e]
-                        if prev_r is None
-                        else ema_alpha * prev_r + (1 - ema_alpha) * ret[e]
-                    )
-                    ema_l[e] = (
-                        float(length[e])
-                        if prev_l is None
-                        else ema_alpha * prev_l + (1 - ema_alpha) * length[e]
-                    )
+                    if e in ema_r:
+                        ema_r[e] = ema_alpha * ema_r[e] + (1 - ema_alpha) * ret[e]
+                        ema_l[e] = ema_alpha * ema_l[e] + (1 - ema_alpha) * length[e]
+                    else:  # the EMA starts at the first completed episode
+                        ema_r[e], ema_l[e] = ret[e], float(length[e])
                     ret[e], length[e] = 0.0, 0
         record: dict[str, float] = {"rollout/episodes": float(len(window))}
-        started = [e for e in range(num_envs) if ema_r[e] is not None]
-        if started:
-            record["rollout/ep_return_ema"] = float(
-                np.mean([ema_r[e] for e in started])
-            )
-            record["rollout/ep_length_ema"] = float(
-                np.mean([ema_l[e] for e in started])
-            )
+        if ema_r:  # the mean over the environments that completed an episode
+            record["rollout/ep_return_ema"] = float(np.mean(list(ema_r.values())))
+            record["rollout/ep_length_ema"] = float(np.mean(list(ema_l.values())))
         if window:
             returns = [r for r, _ in window]
             record["rollout/ep_return_mean"] = float(np.mean(returns))

@@ -1,5 +1,6 @@
 """LoggingCallback in a single run: the logged values are the right ones."""
 
+import importlib
 import math
 from pathlib import Path
 from typing import Any
@@ -8,7 +9,6 @@ import jax.random as jr
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 
 from lerax.callback import JSONLBackend, LoggingCallback, TensorBoardBackend
 
@@ -49,7 +49,9 @@ def tensorboard_hparams(log_dir: Path) -> dict[str, Any]:
     acc = EventAccumulator(str(log_dir))
     acc.Reload()
     content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    data = plugin_data_pb2.HParamsPluginData.FromString(content)
+    # protobuf modules are untyped: reach the message class through the module
+    pb2 = importlib.import_module("tensorboard.plugins.hparams.plugin_data_pb2")
+    data = pb2.HParamsPluginData.FromString(content)
     out: dict[str, Any] = {}
     for name, value in data.session_start_info.hparams.items():
         kind = value.WhichOneof("kind")

@@ -1,0 +1,108 @@
+"""Under eqx.filter_vmap over seeds every run is logged apart from the others."""
+
+import io
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array
+from rich.console import Console
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lerax.algorithm import TrainResult
+from lerax.callback import (
+    JSONLBackend,
+    LoggingCallback,
+    ProgressBarCallback,
+    TensorBoardBackend,
+)
+
+from .logging_helpers import (
+    ALGO,
+    ENV,
+    POLICY,
+    ListBackend,
+    Recorder,
+    assert_rollout_matches,
+    expected_rollout_stats,
+    read_jsonl,
+)
+
+SEEDS = 3
+ITERATIONS = 5
+TOTAL = ITERATIONS * ALGO.steps_per_iteration
+LOG_EVERY = 2
+LOGGED = [2, 4, 5]  # every second iteration, and always the last one
+
+
+def test_each_seed_is_its_own_run(tmp_path: Path) -> None:
+    jsonl, tb = tmp_path / "log.jsonl", tmp_path / "tb"
+    memory = ListBackend()
+    logger = LoggingCallback(
+        [JSONLBackend(jsonl), TensorBoardBackend(tb), memory],
+        log_every=LOG_EVERY,
+        ema_alpha=0.8,
+    )
+    bars = io.StringIO()
+    progress = ProgressBarCallback(console=Console(file=bars, width=100))
+    recorder = Recorder(ITERATIONS * ALGO.num_steps)
+
+    @eqx.filter_vmap
+    def train_seeds(key: Array) -> TrainResult[Any, Any, Any]:
+        return ALGO.train(
+            ENV, POLICY, TOTAL, key=key, callback=[logger, recorder, progress]
+        )
+
+    result = train_seeds(jr.split(jr.key(0), SEEDS))
+    logger.close()
+
+    # JSONL: one line per logged iteration per seed, each with its run index,
+    # in program order (iteration by iteration, seeds in order).
+    rows = read_jsonl(jsonl)
+    assert [(r["run"], r["time/iteration"]) for r in rows] == [
+        (run, it) for it in LOGGED for run in range(SEEDS)
+    ]
+    assert [r["step"] for r in rows] == [
+        it * ALGO.steps_per_iteration for it in LOGGED for _ in range(SEEDS)
+    ]
+
+    # Each seed's values equal those recomputed from its own recorded rollout.
+    recorded = result.callback_step_state[1]
+    rewards, dones = np.asarray(recorded.rewards), np.asarray(recorded.dones)
+    assert rewards.shape == (SEEDS, ALGO.num_envs, ITERATIONS * ALGO.num_steps)
+    returns_by_seed = []
+    for run in range(SEEDS):
+        expected = expected_rollout_stats(rewards[run], dones[run], ALGO.num_steps, 0.8)
+        mine = [r for r in rows if r["run"] == run]
+        for row, it in zip(mine, LOGGED, strict=True):
+            assert_rollout_matches(row, expected[it - 1])
+        returns_by_seed.append([r.get("rollout/ep_return_mean") for r in mine])
+    assert len({tuple(r) for r in returns_by_seed}) == SEEDS  # seeds differ
+
+    # TensorBoard: one sub-directory per seed, holding exactly that seed's values.
+    assert sorted(p.name for p in tb.iterdir()) == [f"run_{i}" for i in range(SEEDS)]
+    for run in range(SEEDS):
+        acc = EventAccumulator(str(tb / f"run_{run}"), size_guidance={"scalars": 0})
+        acc.Reload()
+        mine = [r for r in rows if r["run"] == run]
+        for key in ("train/loss", "rollout/episodes", "time/iteration"):
+            events = acc.Scalars(key)
+            assert [e.step for e in events] == [r["step"] for r in mine]
+            np.testing.assert_allclose(
+                [e.value for e in events], [r[key] for r in mine], rtol=1e-6
+            )
+        assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
+
+    # Backends were told the layout once, and each run's start and end.
+    (open_call,) = [c[1] for c in memory.calls if c[0] == "open"]
+    assert open_call.num_runs == SEEDS and open_call.total_timesteps == TOTAL
+    assert sorted(c[1][0] for c in memory.calls if c[0] == "hparams") == [0, 1, 2]
+    assert sorted(c[1] for c in memory.calls if c[0] == "finish") == [0, 1, 2]
+
+    # The progress bar: one complete bar per seed, closed at the end.
+    shown = bars.getvalue()
+    for run in range(SEEDS):
+        assert f"run {run}" in shown
+    assert shown.count(f"{TOTAL}/{TOTAL}") == SEEDS
