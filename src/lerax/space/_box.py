@@ -57,7 +57,8 @@ def _bounds(
         raise ValueError(f"Box: {name} must be real numbers, got {name}={value!r}")
     flat = value.ravel()
     if value.dtype.kind == "f" and np.any(np.isnan(flat)):
-        idx = np.unravel_index(int(np.argmax(np.isnan(flat))), value.shape)
+        i = int(np.argmax(np.isnan(flat)))
+        idx = tuple(int(j) for j in np.unravel_index(i, value.shape))
         raise ValueError(f"Box: {name} must not contain NaN, got NaN at index {idx}")
     out: list[_Bound] = []
     if dtype.kind in "iu":
