@@ -69,9 +69,21 @@ def step_fn(
     return env.step(state, action, key=key)
 
 
-def start(env: Env, seed: int = 0) -> tuple[Any, Any, Array, jax.Array]:
+def reset_fn(env: Env, key: jax.Array) -> tuple[Any, Any]:
+    return env.reset(key=key)
+
+
+# Compiled once per environment configuration and reused by the tests below
+# (eager calls compile every primitive separately, which is slow); that jit
+# agrees with eager execution is tested by test_jit_matches_eager.
+jit_step = eqx.filter_jit(step_fn)
+jit_reset = eqx.filter_jit(reset_fn)
+
+
+@eqx.filter_jit
+def start(env: Env) -> tuple[Any, Any, Array, jax.Array]:
     """A reset state, its observation, a random in-space action and a step key."""
-    k_reset, k_act, k_step = jr.split(jr.key(seed), 3)
+    k_reset, k_act, k_step = jr.split(jr.key(0), 3)
     state, obs = env.reset(key=k_reset)
     return state, obs, env.action_space.sample(key=k_act), k_step
 
@@ -105,14 +117,10 @@ def test_reset_distribution(name: str) -> None:
 def test_jit_matches_eager(name: str) -> None:
     env = ENVS[name][0]()
     k_reset = jr.key(2)
-    eager_reset = env.reset(key=k_reset)
-    jit_reset = eqx.filter_jit(lambda e, k: e.reset(key=k))(env, k_reset)
-    assert_trees_close(eager_reset, jit_reset)
+    assert_trees_close(env.reset(key=k_reset), jit_reset(env, k_reset))
     state, _, action, key = start(env)
     assert_trees_close(
-        step_fn(env, state, action, key),
-        eqx.filter_jit(step_fn)(env, state, action, key),
-        tol=1e-5,
+        step_fn(env, state, action, key), jit_step(env, state, action, key), tol=1e-5
     )
 
 
@@ -133,9 +141,9 @@ def test_vmap_matches_single_calls(name: str) -> None:
 
     (states, obs), ts = batched(keys, actions, step_keys)
     for i in range(8):
-        state_i, obs_i = env.reset(key=keys[i])
+        state_i, obs_i = jit_reset(env, keys[i])
         assert_trees_close((state_i, obs_i), take((states, obs), i))
-        ts_i = env.step(state_i, actions[i], key=step_keys[i])
+        ts_i = jit_step(env, state_i, actions[i], step_keys[i])
         assert_trees_close(ts_i, take(ts, i), tol=1e-5)
 
 
@@ -155,7 +163,7 @@ def test_scan_carry_matches_python_loop(name: str) -> None:
     final, rewards = jax.jit(lambda s: jax.lax.scan(body, s, (actions, keys)))(state)
     loop_rewards = []
     for i in range(n):
-        ts = env.step(state, actions[i], key=keys[i])
+        ts = jit_step(env, state, actions[i], keys[i])
         state = ts.state
         loop_rewards.append(ts.reward)
     assert_trees_close(final, state, tol=1e-4)
@@ -177,7 +185,7 @@ def test_equal_env_or_new_parameter_value_does_not_retrace(name: str) -> None:
     changed = counted(changed_env, state, action, key)
     assert eqx.debug.get_num_traces(counted) == 1
     assert_trees_close(first, again, tol=0.0)
-    assert_trees_close(changed, step_fn(factory(**{param: value}), state, action, key))
+    assert_trees_close(changed, jit_step(factory(**{param: value}), state, action, key))
     assert not np.allclose(first.observation, changed.observation)
 
 
@@ -198,9 +206,9 @@ def test_parameter_changed_inside_jit(name: str) -> None:
     default = float(getattr(env, param))
     out_default = step_with(env, jnp.float32(default), state)
     out_changed = step_with(env, jnp.float32(value), state)
-    assert_trees_close(out_default, step_fn(env, state, action, key))
+    assert_trees_close(out_default, jit_step(env, state, action, key))
     assert_trees_close(
-        out_changed, step_fn(factory(**{param: value}), state, action, key)
+        out_changed, jit_step(factory(**{param: value}), state, action, key)
     )
     assert not np.allclose(out_default.observation, out_changed.observation)
 
@@ -220,5 +228,5 @@ def test_vmap_over_a_parameter(name: str) -> None:
 
     out = batched(values)
     for i in range(4):
-        single = step_fn(factory(**{param: float(values[i])}), state, action, key)
+        single = jit_step(factory(**{param: float(values[i])}), state, action, key)
         assert_trees_close(take(out, i), single, tol=1e-5)
