@@ -127,7 +127,9 @@ class Case:
     free_steps: int | None
     """Steps per episode compared free-running; ``None``: whole episodes."""
     expect_terminations: bool
+    """The case is there to cover terminations: it must contain some."""
     expect_truncations: bool
+    """The case is there to cover time-limit truncations: it must contain some."""
 
 
 def _random_discrete(n: int) -> Policy:
@@ -311,5 +313,5 @@ def test_matches_gymnasium(name: str) -> None:
     contained = np.asarray(jax.vmap(space.contains)(jnp.asarray(traj.observation)))
     assert np.all(contained | traj.terminated)
     assert episodes >= 2
-    assert (terminations > 0) == case.expect_terminations, terminations
-    assert (truncations > 0) == case.expect_truncations, truncations
+    assert terminations > 0 or not case.expect_terminations
+    assert truncations > 0 or not case.expect_truncations
