@@ -9,7 +9,8 @@ from .._custom_types import OptState
 
 
 def current_learning_rate(opt_state: OptState) -> Float[Array, ""]:
-    """The learning rate an optax state will apply next, or NaN if it has none.
+    """The learning rate of the most recent update in an optax state, or NaN if
+    the state holds none (before any update: the initial rate).
 
     Works with any optimizer built with ``optax.inject_hyperparams`` (as all
     Lerax algorithms are), scheduled or constant.
