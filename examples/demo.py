@@ -1,60 +1,33 @@
-"""A random policy on CartPole: one jitted ``lax.scan`` with auto-reset.
+"""The main job (`make demo`): PPO on CartPole with console and TensorBoard logging.
 
-Run with ``make demo`` (or ``.venv/bin/python examples/demo.py``).
+This is the example of the callbacks page, as written. TensorBoard logs go to
+``runs/`` under the working directory (``tensorboard --logdir runs``).
 """
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import jax.random as jr
-import numpy as np
-from jaxtyping import Array, Bool, Float
+from jax import random as jr
 
-from lerax.env import CartPole, CartPoleState
+from lerax.algorithm import PPO
+from lerax.callback import ConsoleBackend, LoggingCallback, TensorBoardBackend
+from lerax.env.classic_control import CartPole
+from lerax.policy import MLPActorCriticPolicy
 
-STEPS = 2000
+policy_key, learn_key = jr.split(jr.key(0), 2)
 
-Carry = tuple[CartPoleState, Float[Array, ""]]
+env = CartPole()
+policy = MLPActorCriticPolicy(env=env, key=policy_key)
+algo = PPO()
 
+logger = LoggingCallback(
+    [TensorBoardBackend(), ConsoleBackend()],
+    env=env,
+    policy=policy,
+)
 
-@eqx.filter_jit
-def rollout(
-    env: CartPole, key: jax.Array
-) -> tuple[Float[Array, " steps"], Bool[Array, " steps"]]:
-    """Run ``STEPS`` random steps; return each step's episode return so far and
-    whether the episode ended there."""
-
-    def step(carry: Carry, key: jax.Array) -> tuple[Carry, tuple[Array, Array]]:
-        state, episode_return = carry
-        k_action, k_step, k_reset = jr.split(key, 3)
-        action = env.action_space.sample(key=k_action)
-        ts = env.step(state, action, key=k_step)
-        episode_return = episode_return + ts.reward
-        reset_state, _ = env.reset(key=k_reset)
-        next_state = jax.tree.map(
-            lambda r, s: jnp.where(ts.done, r, s), reset_state, ts.state
-        )
-        next_return = jnp.where(ts.done, 0.0, episode_return)
-        return (next_state, next_return), (episode_return, ts.done)
-
-    k_reset, k_steps = jr.split(key)
-    state, _ = env.reset(key=k_reset)
-    init: Carry = (state, jnp.zeros((), jnp.float32))
-    _, (returns, done) = jax.lax.scan(step, init, jr.split(k_steps, STEPS))
-    return returns, done
-
-
-def main() -> None:
-    env = CartPole()
-    returns, done = rollout(env, jr.key(0))
-    episode_returns = np.asarray(returns)[np.asarray(done)]
-    print(f"{env.name}: random policy, {STEPS} steps, {len(episode_returns)} episodes")
-    print("first episode returns:", ", ".join(f"{r:.0f}" for r in episode_returns[:8]))
-    print(
-        f"mean return {episode_returns.mean():.1f} "
-        f"(min {episode_returns.min():.0f}, max {episode_returns.max():.0f})"
-    )
-
-
-if __name__ == "__main__":
-    main()
+policy = algo.learn(
+    env,
+    policy,
+    total_timesteps=2**16,
+    key=learn_key,
+    callback=logger,
+)
+logger.close()
