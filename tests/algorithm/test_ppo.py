@@ -2,13 +2,19 @@
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
 
-from lerax.algorithm import PPO, current_learning_rate, generalized_advantage_estimate
+from lerax.algorithm import (
+    PPO,
+    PPOBatch,
+    current_learning_rate,
+    generalized_advantage_estimate,
+)
 from lerax.env import CartPole, Pendulum
 from lerax.policy import MLPActorCriticPolicy
 
@@ -137,3 +143,68 @@ def test_ppo_learns_cartpole() -> None:
     returns = jax.jit(jax.vmap(episode))(jr.split(jr.key(2), 10))
     assert float(returns.mean()) > 150.0
     assert int(result.timesteps) == 2**15
+
+
+def test_loss_terms_match_hand_computation() -> None:
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(3))
+    rng = np.random.default_rng(1)
+    n = 16
+    obs = rng.normal(size=(n, 4)).astype(np.float32)
+    actions = rng.integers(0, 2, size=n).astype(np.int32)
+    new_lp, entropy, values = jax.vmap(policy.evaluate_action)(
+        jnp.asarray(obs), jnp.asarray(actions)
+    )
+    new_lp, entropy, values = (
+        np.asarray(x, np.float64) for x in (new_lp, entropy, values)
+    )
+    # old log-probs spread so that some ratios are clipped on each side
+    old_lp = new_lp + rng.uniform(-0.5, 0.5, size=n)
+    adv = rng.normal(size=n)
+    ret = rng.normal(size=n)
+    algo = PPO(clip_coef=0.2, vf_coef=0.7, ent_coef=0.05, normalize_advantages=True)
+    batch = PPOBatch(
+        observations=jnp.asarray(obs),
+        actions=jnp.asarray(actions),
+        log_probs=jnp.asarray(old_lp, jnp.float32),
+        advantages=jnp.asarray(adv, jnp.float32),
+        returns=jnp.asarray(ret, jnp.float32),
+    )
+    loss, stats = algo.loss(policy, batch)
+
+    ratio = np.exp(new_lp - old_lp)
+    a = (adv - adv.mean()) / (adv.std() + 1e-8)
+    policy_loss = np.mean(np.maximum(-a * ratio, -a * np.clip(ratio, 0.8, 1.2)))
+    value_loss = 0.5 * np.mean((values - ret) ** 2)
+    expected = policy_loss + 0.7 * value_loss - 0.05 * entropy.mean()
+    assert np.any(ratio > 1.2) and np.any(ratio < 0.8)
+    np.testing.assert_allclose(float(stats["policy_loss"]), policy_loss, rtol=1e-4)
+    np.testing.assert_allclose(float(stats["value_loss"]), value_loss, rtol=1e-4)
+    np.testing.assert_allclose(float(stats["entropy"]), entropy.mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        float(stats["clip_fraction"]), np.mean(np.abs(ratio - 1) > 0.2), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        float(stats["approx_kl"]), np.mean(ratio - 1 - np.log(ratio)), rtol=1e-3
+    )
+
+
+def test_train_vmaps_over_a_batch_of_policies() -> None:
+    env = CartPole()
+    algo = PPO(num_envs=2, num_steps=32, num_epochs=1, num_minibatches=1)
+    keys = jr.split(jr.key(4), 3)
+    policies = eqx.filter_vmap(lambda k: MLPActorCriticPolicy(env=env, key=k))(keys)
+    out = eqx.filter_vmap(
+        lambda p: algo.train(env, p, 128, key=jr.key(5)), in_axes=(eqx.if_array(0),)
+    )(policies)
+    np.testing.assert_array_equal(out.iterations, [2, 2, 2])
+    for i in range(3):
+        single_policy = MLPActorCriticPolicy(env=env, key=keys[i])
+        single = algo.train(env, single_policy, 128, key=jr.key(5))
+        got = jax.tree.leaves(eqx.filter(out.policy, eqx.is_array))
+        want = jax.tree.leaves(eqx.filter(single.policy, eqx.is_array))
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(
+                np.asarray(g)[i], np.asarray(w), rtol=1e-5, atol=1e-6
+            )

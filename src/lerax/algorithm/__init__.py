@@ -6,3 +6,4 @@ from ._base import TrainResult as TrainResult
 from ._gae import generalized_advantage_estimate as generalized_advantage_estimate
 from ._optim import current_learning_rate as current_learning_rate
 from ._ppo import PPO as PPO
+from ._ppo import PPOBatch as PPOBatch

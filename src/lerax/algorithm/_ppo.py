@@ -19,6 +19,25 @@ ActorCritic = AbstractActorCriticPolicy[Any, Any]
 
 
 @final
+class PPOBatch(eqx.Module):
+    """A (mini)batch for :meth:`PPO.loss`, leading axis ``batch``.
+
+    Attributes:
+        observations: observations the actions were taken on.
+        actions: the actions taken.
+        log_probs: the actions' log-probabilities when they were taken.
+        advantages: GAE advantages.
+        returns: value targets (advantages + values).
+    """
+
+    observations: ArrayTree
+    actions: ArrayTree
+    log_probs: Float[Array, " batch"]
+    advantages: Float[Array, " batch"]
+    returns: Float[Array, " batch"]
+
+
+@final
 class PPO(AbstractAlgorithm[ActorCritic]):
     """Proximal Policy Optimization with clipped surrogate objective (Schulman et al.).
 
@@ -120,6 +139,43 @@ class PPO(AbstractAlgorithm[ActorCritic]):
         )
         return {n: jnp.zeros((), jnp.float32) for n in names}
 
+    def loss(
+        self, policy: ActorCritic, batch: "PPOBatch"
+    ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
+        """The PPO loss of one minibatch and its statistics.
+
+        ``loss = policy_loss + vf_coef * value_loss - ent_coef * entropy`` with
+        the clipped surrogate ``policy_loss = mean(max(-A r, -A clip(r, 1 - eps,
+        1 + eps)))``, ``r = exp(log_prob - old_log_prob)``, advantages ``A``
+        normalised over the minibatch when ``normalize_advantages``, and
+        ``value_loss = 0.5 * mean((V - returns) ** 2)``.
+        """
+        log_probs, entropy, new_values = jax.vmap(policy.evaluate_action)(
+            batch.observations, batch.actions
+        )
+        adv = batch.advantages
+        log_ratio = log_probs - batch.log_probs
+        ratio = jnp.exp(log_ratio)
+        if self.normalize_advantages:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        pg1 = -adv * ratio
+        pg2 = -adv * jnp.clip(ratio, 1.0 - self.clip_coef, 1.0 + self.clip_coef)
+        policy_loss = jnp.maximum(pg1, pg2).mean()
+        value_loss = 0.5 * jnp.mean((new_values - batch.returns) ** 2)
+        entropy_mean = entropy.mean()
+        loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy_mean
+        stats = {
+            "loss": loss,
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy_mean,
+            "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+            "clip_fraction": jnp.mean(
+                (jnp.abs(ratio - 1.0) > self.clip_coef).astype(jnp.float32)
+            ),
+        }
+        return loss, stats
+
     def update(
         self,
         policy: ActorCritic,
@@ -157,34 +213,7 @@ class PPO(AbstractAlgorithm[ActorCritic]):
         def loss_fn(
             params: PyTree, data: tuple[Any, ...]
         ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
-            obs, actions, old_log_probs, adv, ret = data
-            model = eqx.combine(params, static)
-            log_probs, entropy, new_values = jax.vmap(model.evaluate_action)(
-                obs, actions
-            )
-            log_ratio = log_probs - old_log_probs
-            ratio = jnp.exp(log_ratio)
-            if self.normalize_advantages:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            pg1 = -adv * ratio
-            pg2 = -adv * jnp.clip(ratio, 1.0 - self.clip_coef, 1.0 + self.clip_coef)
-            policy_loss = jnp.maximum(pg1, pg2).mean()
-            value_loss = 0.5 * jnp.mean((new_values - ret) ** 2)
-            entropy_mean = entropy.mean()
-            loss = (
-                policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy_mean
-            )
-            stats = {
-                "loss": loss,
-                "policy_loss": policy_loss,
-                "value_loss": value_loss,
-                "entropy": entropy_mean,
-                "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-                "clip_fraction": jnp.mean(
-                    (jnp.abs(ratio - 1.0) > self.clip_coef).astype(jnp.float32)
-                ),
-            }
-            return loss, stats
+            return self.loss(eqx.combine(params, static), PPOBatch(*data))
 
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
