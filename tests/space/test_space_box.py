@@ -92,6 +92,14 @@ def test_float_sampling_distributions() -> None:
     assert abs(normal.mean()) < 0.08 and abs(normal.std() - 1.0) < 0.05
 
 
+def test_sampling_creates_no_nans() -> None:
+    # Unbounded coordinates never pass through inf * 0 (jax_debug_nans users).
+    space = Box([-1.0, 2.0, -INF, -INF], [3.0, INF, -2.0, INF])
+    with jax.debug_nans(True):
+        x = jax.jit(lambda k: space.sample(key=k))(jr.key(0))
+    assert bool(space.contains(x))
+
+
 def test_unbounded_integer_sampling_floors_like_gymnasium() -> None:
     space = Box([-INF, 3, -INF], [INF, INF, -3], dtype=np.int16)
     xs = np.asarray(_sample_many(space, jr.key(3)))
@@ -143,6 +151,10 @@ def test_contains_python_scalars_and_numpy_64_bit() -> None:
     assert not bool(unit.contains(2)) and not bool(unit.contains(-0.5))
     assert bool(dice.contains(6)) and not bool(dice.contains(7))
     assert not bool(dice.contains(3.0))  # a float is not an integer element
+    # A weak int is compared exactly, not cast (300 would wrap to 44 in int8).
+    small = Box(0, 100, (), np.int8)
+    assert not bool(small.contains(300)) and not bool(jax.jit(small.contains)(300))
+    assert bool(jax.jit(small.contains)(44))
     # numpy 64-bit values are judged after JAX's conversion ...
     assert bool(unit.contains(np.float64(0.5)))
     # ... unless the conversion would change them.

@@ -19,6 +19,7 @@ from ._utils import (
     as_shape,
     flat_dtype,
     float_max,
+    int_in_range,
     int_limits,
     randint_inclusive,
 )
@@ -244,8 +245,11 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
         x = jnp.zeros(self._shape, cdt)
         if np.any(below & above):
             u = jr.uniform(k_u, self._shape, cdt)
-            # low + u * (high - low) could overflow; this form cannot.
-            uni = jnp.clip(low * (1 - u) + high * u, low, high)
+            # Placeholders where unbounded keep inf * 0 (NaN) out of the program.
+            lo = np.where(below & above, low, 0).astype(cdt)
+            hi = np.where(below & above, high, 1).astype(cdt)
+            # lo + u * (hi - lo) could overflow; this form cannot.
+            uni = jnp.clip(lo * (1 - u) + hi * u, lo, hi)
             x = jnp.where(below & above, uni, x)
         if np.any(below ^ above):
             e = jr.exponential(k_e, self._shape, cdt)
@@ -289,6 +293,10 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
                 return jnp.array(False)
         elif not np.can_cast(arr.dtype, self.dtype):
             return jnp.array(False)
+        if arr.dtype.kind in "iu" and self.dtype.kind in "iu":
+            # Compared without a cast, which could wrap a weak int around.
+            lo, hi = self.low.astype(np.int64), self.high.astype(np.int64)
+            return jnp.all(int_in_range(arr, lo, hi))
         arr = arr.astype(self.dtype)
         return jnp.all((arr >= self.low) & (arr <= self.high))
 

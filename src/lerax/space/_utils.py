@@ -61,8 +61,15 @@ def as_index_array(owner: str, name: str, value: object) -> npt.NDArray[np.int64
 
 def as_shape(owner: str, name: str, value: SupportsIndex | object) -> tuple[int, ...]:
     """A shape: an int or a sequence of non-negative ints, as a tuple."""
-    if isinstance(value, SupportsIndex) and not isinstance(value, bool | np.bool_):
-        dims: tuple[object, ...] = (value,)
+    dims: tuple[object, ...]
+    if isinstance(value, np.ndarray) and value.ndim <= 1:
+        dims = tuple(value.reshape(-1).tolist()) if value.ndim else (value.item(),)
+    elif (
+        isinstance(value, SupportsIndex)
+        and not isinstance(value, np.ndarray)
+        and not isinstance(value, bool | np.bool_)
+    ):
+        dims = (value,)
     elif isinstance(value, tuple | list):
         items: list[object] = list(value)  # pyright: ignore[reportUnknownArgumentType]  # items checked below
         dims = tuple(items)
