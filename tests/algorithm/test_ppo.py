@@ -152,12 +152,8 @@ def test_loss_terms_match_hand_computation() -> None:
     n = 16
     obs = rng.normal(size=(n, 4)).astype(np.float32)
     actions = rng.integers(0, 2, size=n).astype(np.int32)
-    new_lp, entropy, values = jax.vmap(policy.evaluate_action)(
-        jnp.asarray(obs), jnp.asarray(actions)
-    )
-    new_lp, entropy, values = (
-        np.asarray(x, np.float64) for x in (new_lp, entropy, values)
-    )
+    evaluated = jax.vmap(policy.evaluate_action)(jnp.asarray(obs), jnp.asarray(actions))
+    new_lp, entropy, values = (np.asarray(x, np.float64) for x in evaluated)
     # old log-probs spread so that some ratios are clipped on each side
     old_lp = new_lp + rng.uniform(-0.5, 0.5, size=n)
     adv = rng.normal(size=n)
