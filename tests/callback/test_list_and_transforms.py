@@ -158,3 +158,30 @@ def test_run_index() -> None:
     # unbatched anchors give 0 even under vmap
     out = jax.vmap(lambda x: run_index(jnp.zeros(2)) + 0 * x)(jnp.zeros(3, jnp.int32))
     np.testing.assert_array_equal(out, [0, 0, 0])
+
+
+def test_vmap_over_a_batch_of_states_equals_each_state() -> None:
+    cb = CallbackList(EpisodeCounter())
+    states = (
+        EpisodeStepState(
+            steps=jnp.array([0, 5, 9], jnp.int32),
+            episodes=jnp.array([0, 1, 2], jnp.int32),
+            reward_sum=jnp.array([0.0, 5.0, 9.0], jnp.float32),
+            episode_return=jnp.array([0.0, 2.0, 7.0], jnp.float32),
+            last_return=jnp.array([0.0, 3.0, 1.0], jnp.float32),
+        ),
+    )
+    rewards = jnp.array([1.0, 0.5, 2.0], jnp.float32)
+    dones = jnp.array([False, True, True])
+
+    def one(state: Any, reward: Array, done: Array) -> Any:
+        return cb.on_step(step_ctx(state, reward=reward, done=done), key=KEY)
+
+    batched = eqx.filter_jit(jax.vmap(one))(states, rewards, dones)
+    for i in range(3):
+        single_state = jax.tree.map(lambda x, i=i: x[i], states)
+        single = one(single_state, rewards[i], dones[i])
+        for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(batched), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b)[i])
+    np.testing.assert_array_equal(batched[0].episodes, [0, 2, 3])
+    np.testing.assert_allclose(batched[0].last_return, [0.0, 2.5, 9.0])
