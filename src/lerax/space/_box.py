@@ -30,9 +30,9 @@ _Bound = float | int
 _OFFSET_CAP = 2**20
 
 
-def _box_dtype(dtype: object) -> np.dtype[np.generic]:
+def _box_dtype(dtype: type[np.generic] | np.dtype[np.generic]) -> np.dtype[np.generic]:
     try:
-        dt = np.dtype(dtype)  # type: ignore[call-overload]  # refused below
+        dt = np.dtype(dtype)
     except TypeError:
         raise ValueError(
             f"Box: dtype must be an integer or floating dtype, got dtype={dtype!r}"
@@ -265,7 +265,7 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
         low, high = self.low, self.high
         below, above = self.bounded_below, self.bounded_above
         k_u, k_n, k_e = jr.split(key, 3)
-        x = randint_inclusive(k_u, low, high, dt)  # type: ignore[arg-type]  # integer arrays here
+        x = randint_inclusive(k_u, low, high, dt)
         if np.any(below ^ above):
             e = jr.exponential(k_e, self._shape, jnp.float32)
             # Offsets are capped so that low + k and high - k stay in the dtype.

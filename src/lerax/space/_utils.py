@@ -35,12 +35,12 @@ def flat_dtype() -> np.dtype[np.floating]:
 
 def as_index(owner: str, name: str, value: object) -> int:
     """``value`` as a Python int, or a ``TypeError`` naming it (bools refused)."""
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)  # type: ignore[arg-type]  # checked by the except
-    except TypeError:
-        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}") from None
+    if isinstance(value, SupportsIndex) and not isinstance(value, bool | np.bool_):
+        try:
+            return operator.index(value)
+        except TypeError:  # e.g. a numpy array that is not a scalar
+            pass
+    raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
 
 
 def as_index_array(owner: str, name: str, value: object) -> npt.NDArray[np.int64]:
@@ -141,9 +141,9 @@ def int_in_range(
 
 def randint_inclusive(
     key: Key,
-    low: npt.NDArray[np.integer],
-    high: npt.NDArray[np.integer],
-    dtype: np.dtype[np.integer],
+    low: npt.NDArray[np.generic],
+    high: npt.NDArray[np.generic],
+    dtype: np.dtype[np.generic],
 ) -> Integer[Array, "..."]:
     """Uniform integers in ``[low, high]`` (both inclusive), elementwise.
 
