@@ -9,7 +9,7 @@ Usage: .venv/bin/python bench/callback_validation.py
 
 import time
 from collections.abc import Callable
-from typing import final
+from typing import TypeVar, final
 
 import equinox as eqx
 import jax
@@ -27,6 +27,9 @@ from lerax.callback import (
 )
 from lerax.env import CartPole
 from lerax.policy import MLPActorCriticPolicy
+
+
+S = TypeVar("S")
 
 
 @final
@@ -51,6 +54,12 @@ class EpisodeStats(AbstractCallback[EmptyCallbackState, Stats]):
         )
 
 
+def _wait(tree: object) -> None:
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.Array):
+            leaf.block_until_ready()
+
+
 def main() -> None:
     env = CartPole()
     policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
@@ -68,7 +77,7 @@ def main() -> None:
     )
     obs = jnp.zeros(4, jnp.float32)
 
-    def ctx(state: object, r: Array) -> StepContext[object]:
+    def ctx(state: S, r: Array) -> StepContext[S]:
         return StepContext(
             state=state,
             env=env,
@@ -85,6 +94,7 @@ def main() -> None:
             num_timesteps=jnp.array(0, jnp.int32),
             locals={},
             run_index=jnp.array(0, jnp.int32),
+            active=jnp.array(True),
         )
 
     key = jr.key(0)
@@ -99,7 +109,9 @@ def main() -> None:
 
     def validated(state: tuple[Stats]) -> tuple[Stats]:
         return jax.lax.scan(
-            lambda s, r: (validated_cb.on_step(ctx(s, r), key=key), None), state, rewards
+            lambda s, r: (validated_cb.on_step(ctx(s, r), key=key), None),
+            state,
+            rewards,
         )[0]
 
     s0 = cb.step_reset(ctx0, key=key)
@@ -109,14 +121,16 @@ def main() -> None:
     ]
     print(f"jax {jax.__version__}, device {jax.devices()[0]}")
     for name, fn in runs:
-        jax.block_until_ready(fn())  # compile
+        _wait(fn())  # compile
         times = []
         for _ in range(20):
             t = time.perf_counter()
-            jax.block_until_ready(fn())
+            _wait(fn())
             times.append(time.perf_counter() - t)
         times.sort()
-        print(f"{name:28s} median {1e3 * times[10]:.3f} ms  best {1e3 * times[0]:.3f} ms per 100k steps")
+        print(
+            f"{name:28s} median {1e3 * times[10]:.3f} ms  best {1e3 * times[0]:.3f} ms per 100k steps"
+        )
 
 
 if __name__ == "__main__":

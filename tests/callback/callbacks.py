@@ -4,8 +4,10 @@ from collections.abc import Callable
 from typing import final
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from lerax.callback import (
@@ -169,4 +171,24 @@ class TraceCounter(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState])
         key: PRNGKeyArray,
     ) -> EmptyCallbackState:
         self.on_trace()
+        return ctx.state
+
+
+@final
+class HostRecorder(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
+    """Sends (run_index, iteration, active) to the host after each iteration."""
+
+    record: Callable[[np.ndarray, np.ndarray, np.ndarray], None] = eqx.field(
+        static=True
+    )
+
+    def on_iteration(
+        self,
+        ctx: IterationContext[EmptyCallbackState, EmptyCallbackStepState],
+        *,
+        key: PRNGKeyArray,
+    ) -> EmptyCallbackState:
+        jax.debug.callback(
+            self.record, ctx.run_index, ctx.iteration_count, ctx.active, ordered=True
+        )
         return ctx.state

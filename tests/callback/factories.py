@@ -56,6 +56,7 @@ def step_ctx(
         num_timesteps=jnp.asarray(t, jnp.int32),
         locals=NO_LOCALS,
         run_index=jnp.array(0, jnp.int32),
+        active=jnp.array(True),
     )
 
 
@@ -75,4 +76,5 @@ def iteration_ctx(
         algorithm=ALGO,
         locals=NO_LOCALS,
         run_index=jnp.array(0, jnp.int32),
+        active=jnp.array(True),
     )

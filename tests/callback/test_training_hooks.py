@@ -14,7 +14,13 @@ from lerax.callback import CallbackList, EmptyCallback
 from lerax.env import CartPole
 from lerax.policy import MLPActorCriticPolicy
 
-from .callbacks import EpisodeCounter, RandomDrawer, StopAfter, TraceCounter
+from .callbacks import (
+    EpisodeCounter,
+    HostRecorder,
+    RandomDrawer,
+    StopAfter,
+    TraceCounter,
+)
 
 ENV = CartPole()
 # A constant learning rate, so a run stopped after k iterations can be compared
@@ -142,3 +148,27 @@ def test_bad_arguments() -> None:
         ALGO.train(ENV, POLICY, SPI, key=jr.key(0), callback=42)  # type: ignore[call-overload]  # deliberate misuse
     with pytest.raises(ValueError, match=f"at least {SPI}"):
         ALGO.train(ENV, POLICY, SPI - 1, key=jr.key(0))
+
+
+def test_stopped_vmapped_runs_are_marked_inactive() -> None:
+    """Under vmap a stopped run's hooks still execute (one program for all runs);
+    ctx.active tells them so, and host calls can be gated on it."""
+    records: list[tuple[int, int, bool]] = []
+
+    def record(run: np.ndarray, iteration: np.ndarray, active: np.ndarray) -> None:
+        records.append((int(run), int(iteration), bool(active)))
+
+    keys = jr.split(jr.key(10), 2)
+    stops = jnp.array([1, 3], jnp.int32)
+
+    def run(key: jax.Array, stop: jax.Array) -> Any:
+        cb = CallbackList(HostRecorder(record), StopAfter(stop))
+        return ALGO.train(ENV, POLICY, TOTAL, key=key, callback=cb)
+
+    out = eqx.filter_vmap(run)(keys, stops)
+    jax.effects_barrier()  # type: ignore[no-untyped-call]  # untyped in jax
+    np.testing.assert_array_equal(out.iterations, [1, 3])
+    live = sorted((r, i) for r, i, a in records if a)
+    assert live == [(0, 1), (1, 1), (1, 2), (1, 3)]
+    # run 0's body was evaluated (and discarded) while run 1 went on
+    assert any(r == 0 and not a for r, _, a in records)

@@ -417,6 +417,7 @@ def _train(
         cb_step_state: Any,
         iteration: Int[Array, ""],
         timesteps: Int[Array, ""],
+        active: Bool[Array, ""],
         key: Key,
         cb_key: Key,
     ) -> tuple[Rollout, PyTree, ArrayTree, Any]:
@@ -451,6 +452,7 @@ def _train(
                 num_timesteps=step_timesteps,
                 locals=extras,
                 run_index=index,
+                active=active,
             )
             step_state = call_on_step(callback, step_ctx, key=cb_key)
             record = (
@@ -509,8 +511,11 @@ def _train(
             observations,
             cb_state,
             cb_step_state,
-            _,
+            keep_going,
         ) = carry
+        # Under vmap the loop runs until every run stops; a stopped run's body
+        # still executes (its results are discarded), so hooks are told.
+        active = jnp.logical_and(keep_going, iteration < num_iterations)
         policy = eqx.combine(params, static)
         it_key = jr.fold_in(train_key, iteration)
         it_cb_key = jr.fold_in(k_loop, iteration)
@@ -525,6 +530,7 @@ def _train(
             cb_step_state,
             iteration,
             timesteps,
+            active,
             k_collect,
             k_cb_collect,
         )
@@ -546,6 +552,7 @@ def _train(
             algorithm=algo,
             locals=no_locals,
             run_index=index,
+            active=active,
         )
         cb_state = call_on_iteration(callback, iter_ctx, key=k_cb_iter)
         keep_going = call_continue_training(

@@ -64,6 +64,10 @@ class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
         num_timesteps: environment steps taken over all envs before this step.
         locals: named arrays the algorithm exposes (documented per algorithm).
         run_index: this run's index when training is vmapped over runs, else 0.
+        active: false only for a run that has already stopped early while other
+            runs vmapped with it go on. vmap runs one program for all runs, so the
+            loop still evaluates a stopped run's hooks and discards the results;
+            gate host-side effects (logging, printing) on this flag.
     """
 
     state: StepStateT_co
@@ -81,6 +85,7 @@ class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
     num_timesteps: Int[Array, ""]
     locals: NamedArrays
     run_index: Int[Array, ""]
+    active: Bool[Array, ""]
 
     @property
     def done(self) -> Bool[Array, ""]:
@@ -107,6 +112,10 @@ class IterationContext(
         algorithm: the algorithm (its hyperparameters).
         locals: named arrays the algorithm exposes (documented per algorithm).
         run_index: this run's index when training is vmapped over runs, else 0.
+        active: false only for a run that has already stopped early while other
+            runs vmapped with it go on. vmap runs one program for all runs, so the
+            loop still evaluates a stopped run's hooks and discards the results;
+            gate host-side effects (logging, printing) on this flag.
     """
 
     state: StateT_co
@@ -121,6 +130,7 @@ class IterationContext(
     algorithm: "AbstractAlgorithm[Any]"
     locals: NamedArrays
     run_index: Int[Array, ""]
+    active: Bool[Array, ""]
 
 
 @final
