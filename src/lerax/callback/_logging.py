@@ -3,9 +3,6 @@
 import atexit
 import dataclasses
 import functools
-import math
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, final
@@ -21,7 +18,7 @@ from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ._base import AbstractCallback, EmptyCallbackState
 from ._context import IterationContext, ResetContext, StepContext, TrainingContext
-from ._logging_backend import AbstractLoggingBackend, HParamValue, RunInfo
+from ._logging_backend import AbstractLoggingBackend, HParamValue
 from ._logging_host import (
     any_run,
     as_floats,
@@ -32,6 +29,7 @@ from ._logging_host import (
     registered,
     release,
 )
+from ._logging_session import HostLogger, StartInfo
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
@@ -189,7 +187,7 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
                 f"name={name!r}"
             )
         extra = _check_hparams(hparams)
-        host = _HostLogger(backend_list, name, extra)
+        host = HostLogger(backend_list, name, extra)
         self.logger_id = jnp.asarray(register(host), jnp.int32)
         self.log_every = log_every
         self.ema_alpha = float(ema_alpha)
@@ -280,7 +278,7 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
         ):
             static[f"{prefix}/name"] = str(getattr(obj, "name", type(obj).__name__))
             _collect_hparams(prefix, obj, static, dynamic_names, dynamic_values)
-        start = _StartInfo(
+        start = StartInfo(
             algorithm=algorithm.name,
             env=ctx.env.name,
             policy=ctx.policy.name,
@@ -385,9 +383,12 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
     # -- host side ------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush and close every backend. Calling it again does nothing."""
+        """Wait for training still running asynchronously (``learn`` may return
+        before the device finishes), then flush and close every backend.
+        Calling it again does nothing."""
+        jax.effects_barrier()  # type: ignore[no-untyped-call]  # jax leaves it unannotated
         host = release(int(self.logger_id))
-        if isinstance(host, _HostLogger):
+        if isinstance(host, HostLogger):
             host.close()
 
     def __enter__(self) -> "LoggingCallback":
@@ -497,179 +498,12 @@ def _collect_hparams(
             dynamic_values.append(jnp.asarray(value, jnp.float32))
 
 
-@final
-@dataclasses.dataclass(frozen=True)
-class _StartInfo:
-    """What the start host call knows at trace time."""
-
-    algorithm: str
-    env: str
-    policy: str
-    total_timesteps: int
-    static_hparams: tuple[tuple[str, HParamValue], ...]
-    dynamic_hparams: tuple[str, ...]
-
-
-@dataclasses.dataclass
-class _RunRecord:
-    """Host-side bookkeeping of one run (one seed)."""
-
-    step_offset: int = 0
-    iteration_offset: int = 0
-    last_step: int = 0
-    last_iteration: int = 0
-    session_timesteps: int = 0
-    session_iteration: int = -1
-    clock: float = 0.0
-    hparams_logged: bool = False
-
-
-@final
-class _HostLogger:
-    """The host side of one :class:`LoggingCallback`: its backends and runs."""
-
-    def __init__(
-        self,
-        backends: list[AbstractLoggingBackend],
-        name: str | None,
-        hparams: dict[str, HParamValue],
-    ):
-        self.backends = backends
-        self.name = name
-        self.hparams = hparams
-        self.lock = threading.Lock()
-        self.session = 0
-        self.num_runs: int | None = None
-        self.active: set[int] = set()
-        self.runs: dict[int, _RunRecord] = {}
-        self.closed = False
-
-    def start(
-        self,
-        info: _StartInfo,
-        run_index: int,
-        num_runs: int,
-        dynamic: dict[str, HParamValue],
-    ) -> None:
-        with self.lock:
-            if not self.active or run_index in self.active:
-                self._open_session(info, num_runs)
-            self.active.add(run_index)
-            record = self.runs.setdefault(run_index, _RunRecord())
-            record.session_timesteps = 0
-            record.session_iteration = -1
-            record.clock = time.perf_counter()
-            if not record.hparams_logged:
-                hparams = {**dict(info.static_hparams), **dynamic, **self.hparams}
-                for backend in self.backends:
-                    backend.log_hparams(hparams, run_index)
-                record.hparams_logged = True
-            for backend in self.backends:
-                backend.flush()
-
-    def _open_session(self, info: _StartInfo, num_runs: int) -> None:
-        if self.num_runs is None:
-            self.num_runs = num_runs
-            if self.name is None:
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                self.name = f"{info.algorithm}_{info.env}_{stamp}"
-        elif num_runs != self.num_runs:
-            raise ValueError(
-                f"LoggingCallback: this logger first trained {self.num_runs} run(s) "
-                f"at once, now {num_runs}; use a new LoggingCallback for a "
-                "different number of vmapped runs"
-            )
-        self.session += 1
-        self.active = set()
-        offsets: list[int] = []
-        for i in range(num_runs):
-            record = self.runs.setdefault(i, _RunRecord())
-            record.step_offset = record.last_step
-            record.iteration_offset = record.last_iteration
-            offsets.append(record.step_offset)
-        run = RunInfo(
-            name=self.name or "",
-            algorithm=info.algorithm,
-            env=info.env,
-            policy=info.policy,
-            num_runs=num_runs,
-            total_timesteps=info.total_timesteps,
-            step_offsets=tuple(offsets),
-            session=self.session,
-        )
-        for backend in self.backends:
-            backend.open(run)
-
-    def log(
-        self,
-        run_index: int,
-        iteration: int,
-        timesteps: int,
-        scalars: dict[str, float],
-    ) -> None:
-        with self.lock:
-            record = self.runs.get(run_index)
-            if record is None or run_index not in self.active:
-                return
-            if iteration <= record.session_iteration:
-                # Under vmap, a run that stopped early still executes the loop
-                # body (its results are discarded) while other runs go on: the
-                # same iteration comes back; it was logged already.
-                return
-            now = time.perf_counter()
-            elapsed = now - record.clock
-            steps = timesteps - record.session_timesteps
-            rate = steps / elapsed if elapsed > 0 else math.nan
-            step = record.step_offset + timesteps
-            full: dict[str, float] = {
-                "time/timesteps": float(step),
-                "time/iteration": float(record.iteration_offset + iteration),
-                "time/steps_per_second": rate,
-            }
-            full.update(scalars)
-            for backend in self.backends:
-                backend.log_scalars(full, step, run_index)
-                backend.flush()
-            record.clock = now
-            record.session_timesteps = timesteps
-            record.session_iteration = iteration
-            record.last_step = step
-            record.last_iteration = record.iteration_offset + iteration
-
-    def end(self, run_index: int, iteration: int, timesteps: int) -> None:
-        with self.lock:
-            record = self.runs.get(run_index)
-            if record is None or run_index not in self.active:
-                return
-            record.last_step = record.step_offset + timesteps
-            record.last_iteration = record.iteration_offset + iteration
-            self.active.discard(run_index)
-            for backend in self.backends:
-                backend.finish(run_index)
-                backend.flush()
-
-    def close(self) -> None:
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-            errors: list[BaseException] = []
-            for backend in self.backends:
-                try:
-                    backend.flush()
-                    backend.close()
-                except Exception as err:  # close the others first
-                    errors.append(err)
-            if errors:
-                raise errors[0]
-
-
-def _host_start(info: _StartInfo, ints: jax.Array, floats: jax.Array) -> None:
+def _host_start(info: StartInfo, ints: jax.Array, floats: jax.Array) -> None:
     logger_id, run_index, runs = as_ints(ints)
     dynamic: dict[str, HParamValue] = dict(
         zip(info.dynamic_hparams, as_floats(floats), strict=True)
     )
-    lookup(logger_id, _HostLogger).start(info, run_index, runs, dynamic)
+    lookup(logger_id, HostLogger).start(info, run_index, runs, dynamic)
 
 
 def _host_iteration(names: tuple[str, ...], ints: jax.Array, floats: jax.Array) -> None:
@@ -693,7 +527,7 @@ def _host_iteration(names: tuple[str, ...], ints: jax.Array, floats: jax.Array) 
             continue
         scalars[name] = value
     ordered = {k: scalars[k] for k in sorted(scalars, key=_order)}
-    lookup(logger_id, _HostLogger).log(run_index, iteration, timesteps, ordered)
+    lookup(logger_id, HostLogger).log(run_index, iteration, timesteps, ordered)
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -703,13 +537,13 @@ def _order(name: str) -> tuple[int, str]:
 
 def _host_end(ints: jax.Array) -> None:
     logger_id, run_index, iteration, timesteps = as_ints(ints)
-    lookup(logger_id, _HostLogger).end(run_index, iteration, timesteps)
+    lookup(logger_id, HostLogger).end(run_index, iteration, timesteps)
 
 
 @atexit.register
 def _close_all() -> None:
     """Flush and close every logger still open when Python exits."""
-    for host in registered(_HostLogger):
+    for host in registered(HostLogger):
         try:
             host.close()
         except Exception:  # noqa: BLE001  # at exit there is no one left to tell

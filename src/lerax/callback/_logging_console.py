@@ -117,7 +117,7 @@ class ConsoleBackend(AbstractLoggingBackend):
             task = self._tasks.get(run_index)
             if task is not None:
                 self._progress.update(
-                    task, completed=done, rate=f"{_fmt(rate)} steps/s"
+                    task, completed=done, rate=f"{_fmt_count(rate)} steps/s"
                 )
             return
         line = _plain_line(scalars, done, run.total_timesteps, rate)
@@ -191,7 +191,7 @@ def _metrics_table(latest: Mapping[int, Mapping[str, float]], num_runs: int) -> 
     table.add_column("metric")
     runs = list(range(num_runs))
     for i in runs:
-        table.add_column(_run_label(i, num_runs), justify="right")
+        table.add_column("value" if num_runs == 1 else f"run {i}", justify="right")
     if num_runs > 1:
         table.add_column("mean ± std", justify="right")
     names: list[str] = []

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import final
 
 from tensorboardX import SummaryWriter
+from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import hparams as hparams_summaries
 
 from ._logging_backend import (
@@ -92,9 +93,13 @@ class TensorBoardBackend(AbstractLoggingBackend):
     def log_scalars(
         self, scalars: Mapping[str, float], step: int, run_index: int
     ) -> None:
-        writer = self._writer(run_index)
-        for key, value in scalars.items():
-            writer.add_scalar(key, value, step)
+        file_writer = self._writer(run_index).file_writer
+        if file_writer is None:
+            raise RuntimeError("TensorBoardBackend: the event writer is closed")
+        # One event per record (not one per scalar): what add_scalar would
+        # write, at a fraction of the cost.
+        values = [Summary.Value(tag=k, simple_value=v) for k, v in scalars.items()]
+        file_writer.add_summary(Summary(value=values), step)
 
     def finish(self, run_index: int) -> None:
         writer = self._writers.get(run_index)
