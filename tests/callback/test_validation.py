@@ -169,29 +169,18 @@ def test_valid_callback_passes_and_structure_is_kept() -> None:
 
 
 def test_validation_adds_nothing_to_the_compiled_program() -> None:
-    """The validated hook (through CallbackList) lowers to the same jaxpr as the bare hook."""
+    """The validated hook (through CallbackList) lowers to exactly the jaxpr of
+    the bare hook given the same key."""
     cb = EpisodeCounter()
     step = cb.step_reset(reset_ctx(), key=KEY)
 
     def bare(s: EpisodeStepState) -> EpisodeStepState:
-        return cb.on_step(step_ctx(s), key=KEY)
+        ctx = step_ctx(s)
+        (member_key,) = list(jr.split(KEY, 1))  # as CallbackList derives it
+        return cb.on_step(ctx, key=member_key)
 
     def checked(s: EpisodeStepState) -> EpisodeStepState:
-        (out,) = CallbackList(cb).on_step(step_ctx((s,)), key=jr.split(KEY, 1)[0])
+        (out,) = CallbackList(cb).on_step(step_ctx((s,)), key=KEY)
         return out
 
-    bare_eqns = [e.primitive.name for e in jax.make_jaxpr(bare)(step).eqns]
-    checked_eqns = [e.primitive.name for e in jax.make_jaxpr(checked)(step).eqns]
-    # the list splits its key (random ops); everything else is the hook itself
-    random_ops = {
-        "random_split",
-        "random_wrap",
-        "random_unwrap",
-        "slice",
-        "squeeze",
-        "random_bits",
-        "threefry2x32",
-    }
-    assert [p for p in checked_eqns if p not in random_ops] == [
-        p for p in bare_eqns if p not in random_ops
-    ]
+    assert str(jax.make_jaxpr(checked)(step)) == str(jax.make_jaxpr(bare)(step))
