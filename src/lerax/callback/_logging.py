@@ -343,7 +343,10 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
         algorithm = ctx.algorithm
         last = algorithm.num_iterations(ctx.total_timesteps)
         iteration = ctx.iteration_count
-        should_log = jnp.logical_or(iteration % self.log_every == 0, iteration == last)
+        due = jnp.logical_or(iteration % self.log_every == 0, iteration == last)
+        # A vmapped run that stopped early still evaluates the loop body while
+        # the others go on; it is not active and logs nothing.
+        should_log = jnp.logical_and(due, ctx.active)
         ints = jnp.stack(
             [
                 self.logger_id,

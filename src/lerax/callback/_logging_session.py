@@ -34,6 +34,7 @@ class StartInfo:
     dynamic_hparams: tuple[str, ...]
 
 
+@final
 @dataclasses.dataclass
 class _RunRecord:
     """Bookkeeping of one run (one seed)."""
@@ -140,10 +141,7 @@ class HostLogger:
             if record is None or run_index not in self.active:
                 return
             if iteration <= record.session_iteration:
-                # Under vmap, a run that stopped early still executes the loop
-                # body (its results are discarded) while other runs go on: the
-                # same iteration comes back; it was logged already.
-                return
+                return  # never log an iteration twice (defensive)
             now = time.perf_counter()
             elapsed = now - record.clock
             steps = timesteps - record.session_timesteps

@@ -84,9 +84,14 @@ class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStep
 
     def on_iteration(self, ctx: _IterCtx, *, key: Key) -> EmptyCallbackState:
         """Advance this run's bar."""
-        ints = jnp.stack([self.progress_id, ctx.run_index, ctx.num_timesteps]).astype(
-            jnp.int32
-        )
+        ints = jnp.stack(
+            [
+                self.progress_id,
+                ctx.run_index,
+                ctx.num_timesteps,
+                ctx.active.astype(jnp.int32),
+            ]
+        ).astype(jnp.int32)
         jax.debug.callback(_progress_update, ints, ordered=True)
         return ctx.state
 
@@ -153,7 +158,7 @@ class _HostProgress:
             if self.progress is None or task is None or run_index not in self.active:
                 return
             if timesteps <= self.done[run_index]:
-                return  # a vmapped run that stopped early repeats its last step
+                return
             self.done[run_index] = timesteps
             self.progress.update(task, completed=timesteps)
 
@@ -187,8 +192,9 @@ class _ProgressStart:
 
 
 def _progress_update(ints: jax.Array) -> None:
-    progress_id, run_index, timesteps = as_ints(ints)
-    lookup(progress_id, _HostProgress).update(run_index, timesteps)
+    progress_id, run_index, timesteps, active = as_ints(ints)
+    if active:  # not a vmapped run that stopped early while others go on
+        lookup(progress_id, _HostProgress).update(run_index, timesteps)
 
 
 def _progress_end(ints: jax.Array) -> None:
