@@ -533,9 +533,22 @@ def _host_iteration(names: tuple[str, ...], ints: jax.Array, floats: jax.Array) 
     lookup(logger_id, HostLogger).log(run_index, iteration, timesteps, ordered)
 
 
-def _order(name: str) -> tuple[int, str]:
+def _order(name: str) -> tuple[int, int, str]:
+    """Rollout statistics first (returns before lengths), then the training log."""
     group = name.split("/", 1)[0]
-    return ({"time": 0, "rollout": 1, "train": 2}.get(group, 3), name)
+    rank = _ROLLOUT_ORDER.index(name) if name in _ROLLOUT_ORDER else 0
+    return ({"time": 0, "rollout": 1, "train": 2}.get(group, 3), rank, name)
+
+
+_ROLLOUT_ORDER = (
+    "rollout/ep_return_ema",
+    "rollout/ep_return_mean",
+    "rollout/ep_return_min",
+    "rollout/ep_return_max",
+    "rollout/ep_length_ema",
+    "rollout/ep_length_mean",
+    "rollout/episodes",
+)
 
 
 def _host_end(ints: jax.Array) -> None:
