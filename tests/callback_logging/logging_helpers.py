@@ -5,7 +5,9 @@ statistics a ``LoggingCallback`` logs."""
 import json
 import math
 import os
+import struct
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, final
 
 import equinox as eqx
@@ -185,3 +187,53 @@ class ListBackend(AbstractLoggingBackend):
 
     def close(self) -> None:
         self.calls.append(("close", None))
+
+
+def read_wandb_run(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an offline W&B run file (``run-*.wandb``): its name, group, config
+    and history rows.
+
+    The file is a LevelDB-style log (32 KiB blocks of records with a 7-byte
+    header: crc32, length, type) after a 7-byte ``:W&B`` header; each record
+    is a ``wandb_internal_pb2.Record``.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    pos, block, buf = 7, 32768, b""
+    records: list[Any] = []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # block trailer padding
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        pos += 7
+        chunk = data[pos : pos + length]
+        pos += length
+        if kind == 0:
+            break
+        buf = chunk if kind in (1, 2) else buf + chunk  # full/first vs middle/last
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # generated protobuf module, no stubs
+            record.ParseFromString(buf)
+            records.append(record)
+    out: dict[str, Any] = {"history": [], "config": {}}
+    for record in records:
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            out["name"] = record.run.display_name
+            out["group"] = record.run.run_group
+            for item in record.run.config.update:
+                out["config"][item.key] = json.loads(item.value_json)
+        elif kind == "config":
+            for item in record.config.update:
+                out["config"][item.key] = json.loads(item.value_json)
+        elif kind == "history":
+            out["history"].append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
+    return out

@@ -1,6 +1,5 @@
 """Bad input and failures: errors before training, data kept after a crash."""
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -101,23 +100,6 @@ def test_missing_wandb_raises_import_error_with_install_hint(
     monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` fail
     with pytest.raises(ImportError, match=r"pip install 'lerax\[wandb\]'"):
         WandbBackend(project="p", mode="offline")
-
-
-def test_wandb_offline_one_run_per_seed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip(
-        "wandb", reason="wandb is the optional lerax[wandb] extra; not installed here"
-    )
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    backend = WandbBackend(project="lerax-test", mode="offline", dir=tmp_path)
-    with LoggingCallback([backend], name="offline") as logger:
-        train(logger, jr.key(0))
-    summaries = list(tmp_path.rglob("wandb-summary.json"))
-    assert len(summaries) == 1
-    summary = json.loads(summaries[0].read_text())
-    assert summary["time/iteration"] == ITERATIONS
 
 
 def test_bad_configuration_raises_at_construction(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Any, final
 import equinox as eqx
 import jax.random as jr
 import numpy as np
+import pytest
 from jaxtyping import Array, Bool, PRNGKeyArray
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -21,6 +22,7 @@ from lerax.callback import (
     LoggingCallback,
     ProgressBarCallback,
     TensorBoardBackend,
+    WandbBackend,
 )
 
 from .logging_helpers import (
@@ -34,6 +36,7 @@ from .logging_helpers import (
     assert_rollout_matches,
     expected_rollout_stats,
     read_jsonl,
+    read_wandb_run,
 )
 
 SEEDS = 3
@@ -148,3 +151,34 @@ def test_seeds_that_stop_early_log_only_their_real_iterations(tmp_path: Path) ->
         # while the other seeds go on, vmap still evaluates the loop body of a
         # stopped seed (and discards it), but the seed is inactive then.
         assert its == list(range(1, stop + 1))
+
+
+def test_wandb_offline_one_run_per_seed_in_one_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real wandb in offline mode: each vmapped seed is its own W&B run, all in
+    one group, with its own history and the hyperparameters as config."""
+    pytest.importorskip("wandb", reason="wandb is the optional lerax[wandb] extra")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    backend = WandbBackend(project="lerax-test", mode="offline", dir=tmp_path)
+    logger = LoggingCallback([backend], name="exp", log_every=LOG_EVERY, ema_alpha=0.8)
+    recorder = Recorder(ITERATIONS * ALGO.num_steps)
+
+    @eqx.filter_vmap
+    def train_seeds(key: Array) -> TrainResult[Any, Any, Any]:
+        return ALGO.train(ENV, POLICY, TOTAL, key=key, callback=[logger, recorder])
+
+    train_seeds(jr.split(jr.key(0), SEEDS))
+    logger.close()
+
+    files = sorted(tmp_path.rglob("run-*.wandb"))
+    assert len(files) == SEEDS
+    runs = sorted((read_wandb_run(f) for f in files), key=lambda r: r["name"])
+    assert [r["name"] for r in runs] == [f"exp-run{i}" for i in range(SEEDS)]
+    assert {r["group"] for r in runs} == {"exp"}
+    for run in runs:
+        assert [row["time/iteration"] for row in run["history"]] == LOGGED
+        assert [row["_step"] for row in run["history"]] == [
+            it * ALGO.steps_per_iteration for it in LOGGED
+        ]
+        assert run["config"]["algorithm/num_envs"] == ALGO.num_envs
