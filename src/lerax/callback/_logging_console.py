@@ -84,7 +84,7 @@ class ConsoleBackend(AbstractLoggingBackend):
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
+                TextColumn("{task.fields[rate]}", justify="right"),
                 TimeRemainingColumn(),
                 console=console,
             )

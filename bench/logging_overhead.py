@@ -1,0 +1,105 @@
+"""What logging costs: PPO on CartPole, 2**16 steps, logging every iteration.
+
+Compares, in one process and alternating the variants so they see the same
+machine load, the steady-state wall time of ``PPO().train`` (compile excluded:
+each variant is called once before timing) with
+
+- no callback,
+- ``LoggingCallback([ConsoleBackend(), TensorBoardBackend()])``,
+- ``LoggingCallback([JSONLBackend()])``.
+
+The console writes to a non-terminal file (plain lines), as in CI or a pipe.
+A new ``LoggingCallback`` is built for every timed call, as a user would do for
+a new run; it must reuse the compiled program.
+
+Usage: .venv/bin/python bench/logging_overhead.py [repeats]
+"""
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.random as jr
+from rich.console import Console
+
+from lerax.algorithm import PPO
+from lerax.callback import (
+    ConsoleBackend,
+    JSONLBackend,
+    LoggingCallback,
+    TensorBoardBackend,
+)
+from lerax.env import CartPole
+from lerax.policy import MLPActorCriticPolicy
+
+TOTAL = 2**16
+
+
+def _wait(tree: object) -> None:
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.Array):
+            leaf.block_until_ready()
+
+
+def main() -> None:
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
+    algo = PPO()
+    out = tempfile.mkdtemp()
+    sink = open(Path(out) / "console.txt", "w")  # noqa: SIM115  (closed below)
+
+    def none(key: jax.Array) -> None:
+        _wait(algo.train(env, policy, TOTAL, key=key))
+
+    def console_tb(key: jax.Array) -> None:
+        logger = LoggingCallback(
+            [ConsoleBackend(console=Console(file=sink)), TensorBoardBackend(out)]
+        )
+        _wait(algo.train(env, policy, TOTAL, key=key, callback=logger))
+        logger.close()
+
+    def jsonl(key: jax.Array) -> None:
+        logger = LoggingCallback([JSONLBackend(Path(out) / "log.jsonl")])
+        _wait(algo.train(env, policy, TOTAL, key=key, callback=logger))
+        logger.close()
+
+    variants: list[tuple[str, Callable[[jax.Array], None]]] = [
+        ("no callback", none),
+        ("Console + TensorBoard", console_tb),
+        ("JSONL", jsonl),
+    ]
+    compile_s: dict[str, float] = {}
+    for name, fn in variants:
+        t = time.perf_counter()
+        fn(jr.key(0))
+        compile_s[name] = time.perf_counter() - t
+    times: dict[str, list[float]] = {name: [] for name, _ in variants}
+    for r in range(repeats):
+        for name, fn in variants:
+            t = time.perf_counter()
+            fn(jr.key(r + 1))
+            times[name].append(time.perf_counter() - t)
+    sink.close()
+
+    base = times["no callback"]
+    print(f"jax {jax.__version__}; PPO() on CartPole, {TOTAL} steps, {repeats} repeats")
+    print(
+        f"{'variant':24s} {'first call':>10s} {'median':>8s} {'min':>8s} "
+        f"{'ratio (median)':>15s} {'ratio (min)':>12s}"
+    )
+    for name, _ in variants:
+        ts = times[name]
+        print(
+            f"{name:24s} {compile_s[name]:9.2f}s {statistics.median(ts):7.3f}s "
+            f"{min(ts):7.3f}s {statistics.median(ts) / statistics.median(base):15.3f} "
+            f"{min(ts) / min(base):12.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
