@@ -28,7 +28,6 @@ from lerax.callback import (
 from lerax.env import CartPole
 from lerax.policy import MLPActorCriticPolicy
 
-
 S = TypeVar("S")
 
 
