@@ -135,14 +135,26 @@ class StopAt(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
 def test_seeds_that_stop_early_log_only_their_real_iterations(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     logger = LoggingCallback([JSONLBackend(path)])
+    bars = io.StringIO()
+    progress = ProgressBarCallback(
+        console=Console(file=bars, width=100), aggregate=True
+    )
 
     @eqx.filter_vmap
     def train_seeds(key: Array) -> TrainResult[Any, Any, Any]:
-        return ALGO.train(ENV, POLICY, TOTAL, key=key, callback=[logger, StopAt()])
+        return ALGO.train(
+            ENV, POLICY, TOTAL, key=key, callback=[logger, StopAt(), progress]
+        )
 
     result = train_seeds(jr.split(jr.key(1), SEEDS))
     logger.close()
     assert np.asarray(result.iterations).tolist() == [2, 3, 4]
+    # one aggregated bar: the steps all runs actually took, of all they planned
+    done = (2 + 3 + 4) * ALGO.steps_per_iteration
+    shown = bars.getvalue()
+    assert f"training ({SEEDS} runs)" in shown
+    assert f"{done}/{SEEDS * TOTAL}" in shown
+    assert "run 0" not in shown
     rows = read_jsonl(path)
     for run in range(SEEDS):
         its = [r["time/iteration"] for r in rows if r["run"] == run]

@@ -41,7 +41,8 @@ class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStep
     elapsed time, ETA), updated after every iteration.
 
     Under ``eqx.filter_vmap`` over seeds it shows one bar per run (``run 0``,
-    ``run 1``, ...). The display starts when training starts (after
+    ``run 1``, ...), or with ``aggregate=True`` one bar of the steps of all
+    runs together. The display starts when training starts (after
     compilation) and is closed when every run's ``learn`` call ends
     (``on_training_end``); a run that stops early shows the steps it took.
     Like :class:`LoggingCallback`, it keeps its host-side display out of the
@@ -53,21 +54,31 @@ class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStep
         console: the Rich console to draw on (default: standard output). On a
             console that is not a terminal, Rich draws the bars once, when they
             close.
-        description: the label of a single run's bar.
+        description: the label of a single run's (or the aggregated) bar.
+        aggregate: under vmap, show one bar for all runs instead of one per run.
     """
 
     progress_id: Int[Array, ""]
 
     def __init__(
-        self, *, console: Console | None = None, description: str = "training"
+        self,
+        *,
+        console: Console | None = None,
+        description: str = "training",
+        aggregate: bool = False,
     ):
         if not isinstance(description, str):
             raise TypeError(
                 "ProgressBarCallback: description must be a str, got "
                 f"description={description!r}"
             )
+        if not isinstance(aggregate, bool):
+            raise TypeError(
+                "ProgressBarCallback: aggregate must be a bool, got "
+                f"aggregate={aggregate!r}"
+            )
         self.progress_id = jnp.asarray(
-            register(_HostProgress(console, description)), jnp.int32
+            register(_HostProgress(console, description, aggregate)), jnp.int32
         )
 
     def on_training_start(self, ctx: _Ctx, *, key: Key) -> EmptyCallbackState:
@@ -119,9 +130,10 @@ class _StepsPerSecondColumn(ProgressColumn):
 class _HostProgress:
     """The host side of one :class:`ProgressBarCallback`."""
 
-    def __init__(self, console: Console | None, description: str):
+    def __init__(self, console: Console | None, description: str, aggregate: bool):
         self.console = console
         self.description = description
+        self.aggregate = aggregate
         self.lock = threading.Lock()
         self.progress: Progress | None = None
         self.tasks: dict[int, TaskID] = {}
@@ -147,10 +159,27 @@ class _HostProgress:
                 self.done = {}
                 self.active = set()
             assert self.progress is not None
-            label = self.description if runs == 1 else f"run {run_index}"
-            self.tasks[run_index] = self.progress.add_task(label, total=total)
+            if self.aggregate:
+                if not self.tasks:
+                    label = (
+                        self.description
+                        if runs == 1
+                        else f"{self.description} ({runs} runs)"
+                    )
+                    shared = self.progress.add_task(label, total=total * runs)
+                else:
+                    shared = next(iter(self.tasks.values()))
+                self.tasks[run_index] = shared
+            else:
+                label = self.description if runs == 1 else f"run {run_index}"
+                self.tasks[run_index] = self.progress.add_task(label, total=total)
             self.done[run_index] = 0
             self.active.add(run_index)
+
+    def _completed(self, run_index: int) -> int:
+        if self.aggregate:
+            return sum(self.done.values())
+        return self.done[run_index]
 
     def update(self, run_index: int, timesteps: int) -> None:
         with self.lock:
@@ -160,16 +189,18 @@ class _HostProgress:
             if timesteps <= self.done[run_index]:
                 return
             self.done[run_index] = timesteps
-            self.progress.update(task, completed=timesteps)
+            self.progress.update(task, completed=self._completed(run_index))
 
     def end(self, run_index: int, timesteps: int) -> None:
         with self.lock:
             task = self.tasks.get(run_index)
             if self.progress is None or task is None:
                 return
-            self.progress.update(task, completed=timesteps)
-            self.progress.stop_task(task)
+            self.done[run_index] = timesteps
+            self.progress.update(task, completed=self._completed(run_index))
             self.active.discard(run_index)
+            if not self.aggregate or not self.active:
+                self.progress.stop_task(task)
             if not self.active:
                 self._stop()
 
