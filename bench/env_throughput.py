@@ -99,7 +99,7 @@ def gymnax_rollout(num_envs: int, steps: int) -> Rollout:
     gymnax's ``step`` already splits the key and auto-resets (``select`` on
     ``done``), exactly what :func:`lerax_rollout` does by hand.
     """
-    import gymnax  # untyped third-party package: everything from it is Any
+    import gymnax  # pyright: ignore[reportMissingImports]  # the optional bench extra; untyped
 
     made: tuple[Any, Any] = gymnax.make("CartPole-v1")
     env, params = made
