@@ -31,8 +31,12 @@ Measurements:
 2. Steady throughput, both libraries in one process: compiled calls of the two
    contenders of a pair interleaved (A B B A ...), env steps per second of
    training (rollout and updates, all environments).
-3. Seeds: 8 seeds in one vmapped program (``eqx.filter_vmap`` over keys for
-   Lerax, ``jax.vmap`` for rejax, each jitted) vs one seed, interleaved.
+3. Seeds: 8 seeds in one vmapped program (``eqx.filter_vmap`` over policies
+   and keys for Lerax, ``jax.vmap`` over keys for rejax, each jitted) vs one
+   seed, interleaved. Lerax's 8 policies are built one by one outside the
+   vmapped program and stacked: building them inside ``jit(vmap(...))`` can
+   hang jaxlib 0.10.2's CPU runtime (two batched QRs of the orthogonal init
+   in one program; see BENCHMARKS.md).
 
 Every timing blocks until the result is ready. rejax trains with a no-op
 evaluation callback (its default one evaluates 128 episodes every 4096 steps,
@@ -607,6 +611,20 @@ def seed_keys(n: int) -> Key:
 # ---------------------------------------------------------------- report
 
 
+def git_head() -> str:
+    """The commit the benchmarked Lerax comes from (``+dirty`` if src/ differs)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def fmt_rate(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -748,7 +766,7 @@ def main() -> None:
         f"optax {version('optax')}, rejax {version('rejax')}, gymnax "
         f"{version('gymnax')}, flax {version('flax')}, distrax {version('distrax')}"
     )
-    print(f"cpu count {len(jax.devices())} device(s): {jax.devices()}")
+    print(f"devices: {jax.devices()}, lerax at {git_head()}")
     print(f"\nSettings\n\n{settings_table(all_contenders)}\n")
     print("Caveats of the matched comparison:")
     for c in MATCH_CAVEATS:
