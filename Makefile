@@ -32,9 +32,19 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# gymnax 1.0.1 pins gymnasium<1.4 (our reference is 1.4), so the peers of the
+# `bench` extra are installed without their dependencies, which come first.
+BENCH_DEPS := flax==0.12.8 matplotlib seaborn attrs wrapt decorator gast six toolz
+BENCH_NODEPS := gymnax==1.0.1 rejax==0.1.3 distrax==0.1.9 chex==0.1.92 \
+	tfp-nightly==0.26.0.dev20261027 dm-tree==0.1.10
+
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet $(BENCH_DEPS)
+	$(BIN)/python -m pip install --quiet --no-deps $(BENCH_NODEPS)
 	$(BIN)/python bench/env_throughput.py
+	$(BIN)/python bench/callback_validation.py
+	$(BIN)/python bench/logging_overhead.py
+	$(BIN)/python bench/ppo_cartpole.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
