@@ -1,6 +1,7 @@
 """Under eqx.filter_vmap over seeds every run is logged apart from the others."""
 
 import io
+import time
 from pathlib import Path
 from typing import Any, final
 
@@ -185,7 +186,7 @@ def test_wandb_offline_one_run_per_seed_in_one_group(
 
     files = sorted(tmp_path.rglob("run-*.wandb"))
     assert len(files) == SEEDS
-    runs = sorted((read_wandb_run(f) for f in files), key=lambda r: r["name"])
+    runs = sorted((_complete_wandb_run(f) for f in files), key=lambda r: r["name"])
     assert [r["name"] for r in runs] == [f"exp-run{i}" for i in range(SEEDS)]
     assert {r["group"] for r in runs} == {"exp"}
     for run in runs:
@@ -194,3 +195,21 @@ def test_wandb_offline_one_run_per_seed_in_one_group(
             it * ALGO.steps_per_iteration for it in LOGGED
         ]
         assert run["config"]["algorithm/num_envs"] == ALGO.num_envs
+
+
+def _complete_wandb_run(path: Path, timeout: float = 60.0) -> dict[str, Any]:
+    """Read an offline run file once wandb's service has written it out.
+
+    ``run.finish()`` returns before wandb's separate service process has
+    necessarily flushed the run file to disk (seen with wandb 0.31: an empty
+    file read right after ``close()``), so wait for the run record and all
+    history rows, up to ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        run = read_wandb_run(path)
+        if ("name" in run and len(run["history"]) == len(LOGGED)) or (
+            time.monotonic() > deadline
+        ):
+            return run
+        time.sleep(0.2)
