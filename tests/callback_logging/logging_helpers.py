@@ -195,8 +195,10 @@ def read_wandb_run(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     The file is a LevelDB-style log (32 KiB blocks of records with a 7-byte
     header: crc32, length, type) after a 7-byte ``:W&B`` header; each record
-    is a ``wandb_internal_pb2.Record``.
+    is a ``wandb_internal_pb2.Record``. A file still being written is read up
+    to its last complete record.
     """
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2
 
     data = Path(path).read_bytes()
@@ -209,14 +211,17 @@ def read_wandb_run(path: str | os.PathLike[str]) -> dict[str, Any]:
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
         pos += 7
+        if kind == 0 or pos + length > len(data):
+            break  # end of what the writer has flushed so far
         chunk = data[pos : pos + length]
         pos += length
-        if kind == 0:
-            break
         buf = chunk if kind in (1, 2) else buf + chunk  # full/first vs middle/last
         if kind in (1, 4):
             record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # generated protobuf module, no stubs
-            record.ParseFromString(buf)
+            try:
+                record.ParseFromString(buf)
+            except DecodeError:
+                break  # a record still being written
             records.append(record)
     out: dict[str, Any] = {"history": [], "config": {}}
     for record in records:
