@@ -1,7 +1,7 @@
 """CallbackList: run several callbacks as one."""
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeAlias, cast, final, overload
+from typing import Any, Generic, Protocol, TypeAlias, cast, final, overload
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -43,6 +43,8 @@ T7 = TypeVar("T7")
 T8 = TypeVar("T8")
 E = TypeVar("E", bound=AbstractEnv[Any, Any, Any], default=AbstractEnv[Any, Any, Any])
 P = TypeVar("P", bound=AbstractPolicy[Any, Any], default=AbstractPolicy[Any, Any])
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 ListStateT = TypeVar("ListStateT", bound=tuple[object, ...])
 ListStepStateT = TypeVar("ListStepStateT", bound=tuple[object, ...])
 
@@ -173,6 +175,15 @@ class CallbackList(
     def _keys(self, key: Key) -> list[Key]:
         return list(jr.split(key, len(self.callbacks)))
 
+    def _each(self, call: "_MemberHook[R]", ctx: "CtxT", key: Key) -> list[R]:
+        """Call one validated hook of every member on its own slice of ``ctx``."""
+        return [
+            call(cb, _member(ctx, i), key=k)
+            for i, (cb, k) in enumerate(
+                zip(self.callbacks, self._keys(key), strict=True)
+            )
+        ]
+
     def reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> ListStateT:
         states = tuple(
             call_reset(cb, ctx, key=k)
@@ -204,13 +215,7 @@ class CallbackList(
         *,
         key: Key,
     ) -> ListStateT:
-        states = tuple(
-            call_on_iteration(cb, _member(ctx, i), key=k)
-            for i, (cb, k) in enumerate(
-                zip(self.callbacks, self._keys(key), strict=True)
-            )
-        )
-        return cast(ListStateT, states)
+        return cast(ListStateT, tuple(self._each(call_on_iteration, ctx, key)))
 
     def continue_training(
         self,
@@ -218,12 +223,7 @@ class CallbackList(
         *,
         key: Key,
     ) -> Bool[Array, ""]:
-        flags = [
-            call_continue_training(cb, _member(ctx, i), key=k)
-            for i, (cb, k) in enumerate(
-                zip(self.callbacks, self._keys(key), strict=True)
-            )
-        ]
+        flags = self._each(call_continue_training, ctx, key)
         return jnp.all(jnp.stack(flags))
 
     def on_training_start(
@@ -232,13 +232,7 @@ class CallbackList(
         *,
         key: Key,
     ) -> ListStateT:
-        states = tuple(
-            call_on_training_start(cb, _member(ctx, i), key=k)
-            for i, (cb, k) in enumerate(
-                zip(self.callbacks, self._keys(key), strict=True)
-            )
-        )
-        return cast(ListStateT, states)
+        return cast(ListStateT, tuple(self._each(call_on_training_start, ctx, key)))
 
     def on_training_end(
         self,
@@ -246,18 +240,18 @@ class CallbackList(
         *,
         key: Key,
     ) -> ListStateT:
-        states = tuple(
-            call_on_training_end(cb, _member(ctx, i), key=k)
-            for i, (cb, k) in enumerate(
-                zip(self.callbacks, self._keys(key), strict=True)
-            )
-        )
-        return cast(ListStateT, states)
+        return cast(ListStateT, tuple(self._each(call_on_training_end, ctx, key)))
 
 
 CtxT = TypeVar(
     "CtxT", IterationContext[Any, Any, Any, Any], TrainingContext[Any, Any, Any, Any]
 )
+
+
+class _MemberHook(Protocol[R_co]):
+    """A validated hook call of :mod:`._invoke` (``call_on_iteration``, ...)."""
+
+    def __call__(self, callback: AnyCallback, ctx: Any, *, key: Key) -> R_co: ...
 
 
 def _member(ctx: CtxT, i: int) -> CtxT:
