@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree, Shaped
+from jaxtyping import Key as PRNGKey
 from typing_extensions import TypeVar
 
 from .._custom_types import ArrayTree, Key, OptState, TrainingLog
@@ -324,7 +325,15 @@ def _tree_where(pred: Bool[Array, ""], a: PyTree, b: PyTree) -> PyTree:
 
 
 _Carry: TypeAlias = tuple[Any, ...]
-_CALLBACK_STREAM = 0x1E4A  # fold_in constant separating the callbacks' key stream
+
+# Every key of a run comes from a few `jr.split` calls with fixed shapes: one
+# before the loop and one per iteration (plus what the policy, environment and
+# update draw). Each distinct random-number call site costs XLA about 0.1 s of
+# compilation on CPU, so the loop draws everything an iteration needs at once.
+# Callbacks get keys of their own from the same splits, so a callback that
+# does not stop training never changes what is learned.
+_STEP_KEYS = 4  # per env step: act, env step, env reset, on_step
+_ITERATION_KEYS = 4  # per iteration: next iteration, update, on_iteration, continue
 
 
 @eqx.filter_jit
@@ -339,8 +348,11 @@ def _train(
 ) -> TrainResult[Any, Any, Any]:
     num_envs, num_steps = algo.num_envs, algo.num_steps
     steps_per_iteration = num_envs * num_steps
-    cb_key = jr.fold_in(key, _CALLBACK_STREAM)
-    reset_key, train_key = jr.split(key)
+    # [env resets | train | callbacks: reset, start, end | callback step resets]
+    run_keys = jr.split(key, 2 * num_envs + 4)
+    reset_keys, train_key = run_keys[:num_envs], run_keys[num_envs]
+    k_reset, k_start, k_end = run_keys[num_envs + 1 : num_envs + 4]
+    step_reset_keys = run_keys[num_envs + 4 :]
 
     index = run_index(
         (
@@ -352,9 +364,7 @@ def _train(
     )
     optimizer = algo.optimizer(num_iterations)
     opt_state = optimizer.init(eqx.filter(policy, eqx.is_inexact_array))
-    env_states, observations = jax.vmap(lambda k: env.reset(key=k))(
-        jr.split(reset_key, num_envs)
-    )
+    env_states, observations = jax.vmap(lambda k: env.reset(key=k))(reset_keys)
     no_locals: dict[str, Shaped[Array, "..."]] = {}
     reset_ctx = ResetContext(
         env=env,
@@ -366,10 +376,9 @@ def _train(
         locals=no_locals,
         run_index=index,
     )
-    k_reset, k_step_reset, k_start, k_loop, k_end = jr.split(cb_key, 5)
     cb_state = call_reset(callback, reset_ctx, key=k_reset)
     cb_step_state = jax.vmap(lambda k: call_step_reset(callback, reset_ctx, key=k))(
-        jr.split(k_step_reset, num_envs)
+        step_reset_keys
     )
     training_log = algo.initial_training_log()
     zero = jnp.array(0, jnp.int32)
@@ -418,18 +427,16 @@ def _train(
         iteration: Int[Array, ""],
         timesteps: Int[Array, ""],
         active: Bool[Array, ""],
-        key: Key,
-        cb_key: Key,
+        keys: PRNGKey[Array, "steps envs 4"],
     ) -> tuple[Rollout, PyTree, ArrayTree, Any]:
         def one_env(
             env_state: PyTree,
             obs: ArrayTree,
             step_state: Any,
             step_timesteps: Int[Array, ""],
-            key: Key,
-            cb_key: Key,
+            keys: PRNGKey[Array, " 4"],
         ) -> tuple[PyTree, ArrayTree, Any, tuple[Any, ...]]:
-            k_act, k_step, k_reset = jr.split(key, 3)
+            k_act, k_step, k_reset, cb_key = keys
             action, extras = algo.act(policy, obs, key=k_act)
             ts = env.step(env_state, _env_action(env.action_space, action), key=k_step)
             reset_state, reset_obs = env.reset(key=k_reset)
@@ -467,21 +474,21 @@ def _train(
             return next_state, next_obs, step_state, record
 
         def step(
-            carry: tuple[PyTree, ArrayTree, Any], t: Int[Array, ""]
+            carry: tuple[PyTree, ArrayTree, Any],
+            xs: tuple[Int[Array, ""], PRNGKey[Array, "envs 4"]],
         ) -> tuple[tuple[PyTree, ArrayTree, Any], tuple[Any, ...]]:
             env_states, observations, cb_step_state = carry
-            keys = jr.split(jr.fold_in(key, t), num_envs)
-            cb_keys = jr.split(jr.fold_in(cb_key, t), num_envs)
+            t, step_keys = xs
             step_timesteps = timesteps + t * num_envs
             env_states, observations, cb_step_state, record = jax.vmap(
-                one_env, in_axes=(0, 0, 0, None, 0, 0)
-            )(env_states, observations, cb_step_state, step_timesteps, keys, cb_keys)
+                one_env, in_axes=(0, 0, 0, None, 0)
+            )(env_states, observations, cb_step_state, step_timesteps, step_keys)
             return (env_states, observations, cb_step_state), record
 
         (env_states, observations, cb_step_state), records = jax.lax.scan(
             step,
             (env_states, observations, cb_step_state),
-            jnp.arange(num_steps, dtype=jnp.int32),
+            (jnp.arange(num_steps, dtype=jnp.int32), keys),
         )
         obs, actions, rewards, terminated, truncated, next_obs, extras = records
         rollout = Rollout(
@@ -497,7 +504,7 @@ def _train(
         return rollout, env_states, observations, cb_step_state
 
     def cond(carry: _Carry) -> Bool[Array, ""]:
-        iteration, keep_going = carry[0], carry[-1]
+        iteration, keep_going = carry[0], carry[-2]
         return jnp.logical_and(keep_going, iteration < num_iterations)
 
     def body(carry: _Carry) -> _Carry:
@@ -512,15 +519,15 @@ def _train(
             cb_state,
             cb_step_state,
             keep_going,
+            loop_key,
         ) = carry
         # Under vmap the loop runs until every run stops; a stopped run's body
         # still executes (its results are discarded), so hooks are told.
         active = jnp.logical_and(keep_going, iteration < num_iterations)
         policy = eqx.combine(params, static)
-        it_key = jr.fold_in(train_key, iteration)
-        it_cb_key = jr.fold_in(k_loop, iteration)
-        k_collect, k_update = jr.split(it_key)
-        k_cb_collect, k_cb_iter, k_cb_continue = jr.split(it_cb_key, 3)
+        keys = jr.split(loop_key, _ITERATION_KEYS + num_steps * num_envs * _STEP_KEYS)
+        loop_key, k_update, k_cb_iter, k_cb_continue = keys[:_ITERATION_KEYS]
+        step_keys = keys[_ITERATION_KEYS:].reshape(num_steps, num_envs, _STEP_KEYS)
         rollout, env_states, observations, cb_step_state = collect(
             policy,
             opt_state,
@@ -531,8 +538,7 @@ def _train(
             iteration,
             timesteps,
             active,
-            k_collect,
-            k_cb_collect,
+            step_keys,
         )
         policy, opt_state, training_log = algo.update(
             policy, optimizer, opt_state, rollout, key=k_update
@@ -572,6 +578,7 @@ def _train(
             cb_state,
             cb_step_state,
             keep_going,
+            loop_key,
         )
 
     init = (
@@ -585,6 +592,7 @@ def _train(
         cb_state,
         cb_step_state,
         jnp.array(True),
+        train_key,
     )
     (
         iteration,
@@ -596,6 +604,7 @@ def _train(
         _,
         cb_state,
         cb_step_state,
+        _,
         _,
     ) = jax.lax.while_loop(cond, body, init)
     policy = eqx.combine(params, static)
