@@ -4,6 +4,7 @@ from ._base import AbstractAlgorithm as AbstractAlgorithm
 from ._base import Rollout as Rollout
 from ._base import TrainResult as TrainResult
 from ._gae import generalized_advantage_estimate as generalized_advantage_estimate
+from ._gae import next_state_values as next_state_values
 from ._optim import current_learning_rate as current_learning_rate
 from ._ppo import PPO as PPO
 from ._ppo import PPOBatch as PPOBatch

@@ -1,8 +1,13 @@
 """Generalised advantage estimation."""
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
+
+from ..policy import AbstractActorCriticPolicy
+from ._base import Rollout
 
 
 def generalized_advantage_estimate(
@@ -41,3 +46,50 @@ def generalized_advantage_estimate(
         backward, jnp.zeros_like(rewards[0]), (deltas, not_done), reverse=True
     )
     return advantages, advantages + values
+
+
+def next_state_values(
+    policy: AbstractActorCriticPolicy[Any, Any],
+    rollout: Rollout,
+    values: Float[Array, "steps envs"],
+) -> Float[Array, "steps envs"]:
+    """The value of the observation each step of ``rollout`` led to, for
+    :func:`generalized_advantage_estimate`'s ``next_values``.
+
+    ``values[t]`` must be ``policy.value(rollout.observations[t])`` (what PPO
+    stores during the rollout). Within an episode the next observation is the
+    next step's, so its value is ``values[t + 1]``; after the last step it is
+    the value of ``rollout.last_observations``. Only a truncated step needs a
+    new evaluation, of its final observation (before the reset). Those are
+    gathered and evaluated for up to ``num_envs`` truncated steps per rollout
+    (one per environment, the usual case when episodes outlast a rollout);
+    with more, every final observation is evaluated. After a termination the
+    returned value is that of the reset observation, which GAE ignores.
+
+    Equals ``jax.vmap(jax.vmap(policy.value))(rollout.next_observations)``
+    wherever the step did not terminate, at a fraction of its cost.
+    """
+    num_steps, num_envs = values.shape
+    last = jax.vmap(policy.value)(rollout.last_observations)
+    following = jnp.concatenate([values[1:], last[None]], axis=0)
+    truncated = rollout.truncated.reshape(-1)
+    final_observations = jax.tree.map(
+        lambda x: x.reshape((num_steps * num_envs, *x.shape[2:])),
+        rollout.next_observations,
+    )
+
+    def few() -> Float[Array, " batch"]:
+        (index,) = jnp.nonzero(truncated, size=num_envs, fill_value=0)
+        picked = jax.tree.map(lambda x: x[index], final_observations)
+        # Unused slots repeat index 0 and write its own value back to it.
+        return (
+            jnp.zeros(truncated.shape, values.dtype)
+            .at[index]
+            .set(jax.vmap(policy.value)(picked))
+        )
+
+    def every() -> Float[Array, " batch"]:
+        return jax.vmap(policy.value)(final_observations)
+
+    final = jax.lax.cond(jnp.sum(truncated) > num_envs, every, few)
+    return jnp.where(rollout.truncated, final.reshape(values.shape), following)

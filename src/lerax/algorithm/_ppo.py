@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, PyTree, Shaped
 from .._custom_types import ArrayTree, Key, OptState
 from ..policy import AbstractActorCriticPolicy
 from ._base import AbstractAlgorithm, Rollout
-from ._gae import generalized_advantage_estimate
+from ._gae import generalized_advantage_estimate, next_state_values
 from ._optim import current_learning_rate
 
 ActorCritic = AbstractActorCriticPolicy[Any, Any]
@@ -186,7 +186,7 @@ class PPO(AbstractAlgorithm[ActorCritic]):
         key: Key,
     ) -> tuple[ActorCritic, OptState, dict[str, Float[Array, ""]]]:
         values = rollout.extras["value"]
-        next_values = jax.vmap(jax.vmap(policy.value))(rollout.next_observations)
+        next_values = next_state_values(policy, rollout, values)
         advantages, returns = generalized_advantage_estimate(
             rollout.rewards,
             values,
