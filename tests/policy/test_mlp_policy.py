@@ -59,7 +59,7 @@ class _Bits(AbstractSpace[Bool[Array, " 2"]]):
 
 class _Layer(Protocol):
     @property
-    def weight(self) -> Float[Array, "o i"]: ...
+    def weight(self) -> Float[Array, "i o"]: ...
 
     @property
     def bias(self) -> Float[Array, " o"]: ...
@@ -99,15 +99,16 @@ def _np_forward(policy: Policy, obs: np.ndarray) -> tuple[np.ndarray, float]:
 
     def params(layers: Sequence[_Layer]) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         return tuple(
-            (np.asarray(layer.weight, np.float64), np.asarray(layer.bias, np.float64))
+            (np.asarray(layer.weight, np.float64).T, np.asarray(layer.bias, np.float64))
             for layer in layers
         )
 
     actor = torso(params(policy.actor_torso.layers))
     critic_torso = policy.critic_torso
     critic = actor if critic_torso is None else torso(params(critic_torso.layers))
-    w_pi = np.asarray(policy.action_head.weight, np.float64)
-    w_v = np.asarray(policy.value_head.weight, np.float64)
+    # Weights are stored (in, out); the math below uses (out, in).
+    w_pi = np.asarray(policy.action_head.weight, np.float64).T
+    w_v = np.asarray(policy.value_head.weight, np.float64).T
     out = w_pi @ actor + np.asarray(policy.action_head.bias, np.float64)
     value = w_v @ critic + np.asarray(policy.value_head.bias, np.float64)
     return out, float(value[0])
@@ -221,15 +222,16 @@ def test_initialisation_statistics() -> None:
     critic_torso = policy.critic_torso
     assert critic_torso is not None
     for torso in (policy.actor_torso, critic_torso):
-        assert [layer.weight.shape for layer in torso.layers] == [(64, 4), (64, 64)]
-        w1, w2 = (np.asarray(layer.weight, np.float64) for layer in torso.layers)
+        # Stored (in, out); as (out, in) matrices they are (64, 4) and (64, 64).
+        assert [layer.weight.shape for layer in torso.layers] == [(4, 64), (64, 64)]
+        w1, w2 = (np.asarray(layer.weight, np.float64).T for layer in torso.layers)
         # (64, 4): orthonormal columns; (64, 64): orthogonal; gain sqrt(2).
         np.testing.assert_allclose(w1.T @ w1, 2.0 * np.eye(4), atol=1e-5)
         np.testing.assert_allclose(w2 @ w2.T, 2.0 * np.eye(64), atol=1e-5)
         for layer in torso.layers:
             np.testing.assert_array_equal(layer.bias, 0.0)
-    w_pi = np.asarray(policy.action_head.weight, np.float64)
-    w_v = np.asarray(policy.value_head.weight, np.float64)
+    w_pi = np.asarray(policy.action_head.weight, np.float64).T
+    w_v = np.asarray(policy.value_head.weight, np.float64).T
     assert w_pi.shape == (2, 64) and w_v.shape == (1, 64)
     # (2, 64) and (1, 64): orthonormal rows with gains 0.01 and 1.
     np.testing.assert_allclose(w_pi @ w_pi.T, 1e-4 * np.eye(2), atol=1e-9)
@@ -254,19 +256,21 @@ def test_hidden_sizes_activation_and_shared() -> None:
         env, key=jr.key(0), hidden_sizes=(8,), activation=jax.nn.relu, shared=True
     )
     assert policy.critic_torso is None and policy.shared
-    assert [layer.weight.shape for layer in policy.actor_torso.layers] == [(8, 4)]
-    assert policy.action_head.weight.shape == (2, 8)
-    assert policy.value_head.weight.shape == (1, 8)
+    assert [layer.weight.shape for layer in policy.actor_torso.layers] == [(4, 8)]
+    assert policy.action_head.weight.shape == (8, 2)
+    assert policy.value_head.weight.shape == (8, 1)
     obs = _obs(10)
     w, b = policy.actor_torso.layers[0].weight, policy.actor_torso.layers[0].bias
-    features = np.maximum(np.asarray(w @ obs + b, np.float64), 0.0)
-    value = np.asarray(policy.value_head.weight, np.float64) @ features
+    features = np.maximum(np.asarray(obs @ w + b, np.float64), 0.0)
+    value = features @ np.asarray(policy.value_head.weight, np.float64)
     np.testing.assert_allclose(float(policy.value(obs)), value[0], rtol=1e-5, atol=1e-6)
     # No hidden layers: linear heads on the flat observation.
     linear = MLPActorCriticPolicy(env, key=jr.key(0), hidden_sizes=())
     assert linear.actor_torso.layers == ()
-    assert linear.action_head.weight.shape == (2, 4)
-    logits = np.asarray(linear.action_head.weight, np.float64) @ np.asarray(obs)
+    assert linear.action_head.weight.shape == (4, 2)
+    logits = np.asarray(obs, np.float64) @ np.asarray(
+        linear.action_head.weight, np.float64
+    )
     lp, _, _ = linear.evaluate_action(obs, jnp.array(0, jnp.int32))
     np.testing.assert_allclose(float(lp), _log_softmax(logits)[0], atol=1e-6)
 
@@ -276,10 +280,10 @@ def test_discrete_observations_are_one_hot() -> None:
     policy = MLPActorCriticPolicy(env, key=jr.key(0), hidden_sizes=(3,))
     critic = policy.critic_torso
     assert critic is not None
-    assert critic.layers[0].weight.shape == (3, 5)
-    # Observation 2 flattens to the one-hot e_2, which selects column 2.
-    features = np.tanh(np.asarray(critic.layers[0].weight, np.float64)[:, 2])
-    value = np.asarray(policy.value_head.weight, np.float64) @ features
+    assert critic.layers[0].weight.shape == (5, 3)
+    # Observation 2 flattens to the one-hot e_2, which selects row 2.
+    features = np.tanh(np.asarray(critic.layers[0].weight, np.float64)[2])
+    value = features @ np.asarray(policy.value_head.weight, np.float64)
     np.testing.assert_allclose(
         float(policy.value(jnp.array(2, jnp.int32))), value[0], rtol=1e-5, atol=1e-6
     )
@@ -364,7 +368,7 @@ def test_vmap_over_a_batch_of_policies() -> None:
     policies = eqx.filter_vmap(build)(keys)
     log_std = policies.log_std
     assert log_std is not None and log_std.shape == (3, 1)
-    assert policies.actor_torso.layers[0].weight.shape == (3, 64, 4)
+    assert policies.actor_torso.layers[0].weight.shape == (3, 4, 64)
     # Every leaf is an array, so plain jax.vmap maps over the batch of policies.
     assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(policies))
     obs = _obs(14, (3,))
