@@ -8,3 +8,4 @@ from ._gae import next_state_values as next_state_values
 from ._optim import current_learning_rate as current_learning_rate
 from ._ppo import PPO as PPO
 from ._ppo import PPOBatch as PPOBatch
+from ._seeds import shard_seeds as shard_seeds

@@ -1,0 +1,91 @@
+"""shard_seeds: seeds spread over devices train as they do on one device."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+from lerax.algorithm import shard_seeds
+
+
+def test_one_device_places_and_keeps_values() -> None:
+    keys = jr.split(jr.key(0), 3)
+    x = jnp.arange(6.0).reshape(3, 2)
+    placed_keys, placed_x, name = shard_seeds((keys, x, "not an array"))
+    assert name == "not an array"
+    np.testing.assert_array_equal(placed_x, x)
+    np.testing.assert_array_equal(jr.key_data(placed_keys), jr.key_data(keys))
+    assert placed_x.sharding.device_set == set(jax.devices()[:1])
+
+
+def test_errors_name_the_shape_and_device_count() -> None:
+    device = jax.devices()[0]
+    with pytest.raises(
+        ValueError,
+        match=r"divisible by the number of devices \(2\), got an array of shape \(3,\)",
+    ):
+        shard_seeds(jnp.zeros(3), devices=[device, device])
+    with pytest.raises(ValueError, match=r"shape \(\)"):
+        shard_seeds(jnp.zeros(()))
+    with pytest.raises(ValueError, match="devices must not be empty"):
+        shard_seeds(jnp.zeros(2), devices=[])
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import equinox as eqx, jax, jax.numpy as jnp, jax.random as jr, numpy as np
+    from lerax.algorithm import PPO, shard_seeds
+    from lerax.env import CartPole
+    from lerax.policy import MLPActorCriticPolicy
+
+    assert len(jax.devices()) == 2, jax.devices()
+    env = CartPole()
+    algo = PPO(num_envs=2, num_steps=32, num_epochs=2, num_minibatches=2)
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
+    train = eqx.filter_jit(
+        eqx.filter_vmap(lambda k: algo.train(env, policy, 128, key=k))
+    )
+    keys = jr.split(jr.key(1), 4)
+    spread = train(shard_seeds(keys))
+    weight = spread.policy.value_head.weight
+    # Each device holds two of the four seeds.
+    assert weight.sharding.device_set == set(jax.devices()), weight.sharding
+    shards = sorted((s.device.id, s.data.shape) for s in weight.addressable_shards)
+    assert shards == [(0, (2, 64, 1)), (1, (2, 64, 1))], shards
+    together = train(keys)
+    np.testing.assert_array_equal(spread.iterations, [2, 2, 2, 2])
+    for a, b in zip(
+        jax.tree.leaves(eqx.filter(spread.policy, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(together.policy, eqx.is_array)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    for i in range(4):
+        single = algo.train(env, policy, 128, key=keys[i]).policy.value_head.weight
+        np.testing.assert_allclose(
+            np.asarray(weight)[i], np.asarray(single), rtol=1e-5, atol=1e-6
+        )
+    print("OK")
+    """
+)
+
+
+def test_two_cpu_devices_train_like_one() -> None:
+    # JAX reads the device count when it starts: a fresh interpreter.
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env.pop("JAX_PLATFORMS", None)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env={**env, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("OK")
