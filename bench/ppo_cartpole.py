@@ -37,6 +37,11 @@ Measurements:
    vmapped program and stacked: building them inside ``jit(vmap(...))`` can
    hang jaxlib 0.10.2's CPU runtime (two batched QRs of the orthogonal init
    in one program; see BENCHMARKS.md).
+4. Seeds over devices (phase ``vmap-devices``): the same in a child process
+   with one XLA CPU device per core
+   (``--xla_force_host_platform_device_count``) and the seed axis split over
+   them with ``lerax.algorithm.shard_seeds`` (the same placement for rejax's
+   keys), so each core trains its share of the seeds.
 
 Every timing blocks until the result is ready. rejax trains with a no-op
 evaluation callback (its default one evaluates 128 episodes every 4096 steps,
@@ -56,6 +61,7 @@ import dataclasses
 import importlib
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -74,7 +80,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from lerax.algorithm import PPO
+from lerax.algorithm import PPO, shard_seeds
 from lerax.env import CartPole, CartPoleState
 from lerax.policy import MLPActorCriticPolicy
 
@@ -83,6 +89,8 @@ Key = PRNGKeyArray
 Observation = Float[Array, " 4"]
 Action = Int[Array, ""]
 
+# --shard-seeds: split the seed axis of the vmapped runs over all devices.
+SHARD_SEEDS = [False]
 EVAL_EPISODES = 20
 EVAL_MAX_STEPS = 500
 SOLVED = 475.0
@@ -310,9 +318,10 @@ def lerax_trainer(settings: Settings, total_timesteps: int) -> Trainer[Any]:
         splits = [jr.split(k) for k in keys]
         policies = [MLPActorCriticPolicy(env=env, key=k[0]) for k in splits]
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *policies)
-        trained: MLPActorCriticPolicy[Any] = train_seeds(
-            stacked, jnp.stack([k[1] for k in splits])
-        )
+        train_keys = jnp.stack([k[1] for k in splits])
+        if SHARD_SEEDS[0]:
+            stacked, train_keys = shard_seeds((stacked, train_keys))
+        trained: MLPActorCriticPolicy[Any] = train_seeds(stacked, train_keys)
         return trained
 
     def act(policy: MLPActorCriticPolicy[Any], obs: Observation) -> Action:
@@ -467,9 +476,14 @@ def rejax_trainer(settings: Settings, total_timesteps: int) -> Trainer[Any]:
         logits: Float[Array, "1 2"] = dist.logits
         return jnp.argmax(logits[0]).astype(jnp.int32)
 
+    many = jax.jit(jax.vmap(run_one))
+
+    def run_seeds(keys: Key) -> Any:
+        return many(shard_seeds(keys) if SHARD_SEEDS[0] else keys)
+
     return Trainer(
         run=jax.jit(run_one),
-        run_seeds=jax.jit(jax.vmap(run_one)),
+        run_seeds=run_seeds,
         evaluate=make_evaluator(act),
         steps_per_run=rejax_iterations(settings, total_timesteps)
         * settings.num_envs
@@ -743,12 +757,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--vmap-seeds", type=int, default=8)
     parser.add_argument("--vmap-repeats", type=int, default=3)
-    parser.add_argument("--phases", nargs="+", default=["first", "steady", "vmap"])
+    parser.add_argument(
+        "--phases", nargs="+", default=["first", "steady", "vmap", "vmap-devices"]
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--shard-seeds",
+        action="store_true",
+        help="vmap phase: split the seeds over all devices (lerax.algorithm.shard_seeds)",
+    )
     parser.add_argument(
         "--json", default="/tmp/ppo_cartpole.json", help="raw first-call results"
     )
     args = parser.parse_args()
+    SHARD_SEEDS[0] = args.shard_seeds
 
     if args.worker is not None:
         result = worker(args.worker, args.timesteps, args.seeds)
@@ -800,7 +822,10 @@ def main() -> None:
     budget = args.budgets[0]
     if "steady" in args.phases or "vmap" in args.phases:
         warm_up()
-        for name in {n for pair in PAIRS for n in pair[:2]} | set(VMAP_CONTENDERS):
+        needed = set(VMAP_CONTENDERS) if "vmap" in args.phases else set()
+        if "steady" in args.phases:
+            needed |= {n for pair in PAIRS for n in pair[:2]}
+        for name in sorted(needed):
             trainers[name] = make_trainer(all_contenders[name], budget)
             t, _ = timed(trainers[name].run, seed_key(0))
             print(f"  compiled {name}: first call {t:.2f}s", flush=True)
@@ -829,9 +854,23 @@ def main() -> None:
                 flush=True,
             )
 
+    if "vmap-devices" in args.phases:
+        # JAX fixes the CPU device count at start-up: a child process with one
+        # device per core, running the vmap phase with the seeds split over them.
+        cores = os.cpu_count() or 1
+        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={cores}"
+        cmd = [sys.executable, __file__, "--phases", "vmap", "--shard-seeds"]
+        cmd += ["--budgets", str(budget), "--vmap-seeds", str(args.vmap_seeds)]
+        cmd += ["--vmap-repeats", str(args.vmap_repeats)]
+        print(
+            f"\n## Seeds split over {cores} CPU devices (child process)\n", flush=True
+        )
+        subprocess.run(cmd, check=True, env={**os.environ, "XLA_FLAGS": flags.strip()})
+
     if "vmap" in args.phases:
         n = args.vmap_seeds
-        print(f"\n## {n} vmapped seeds vs 1 seed at {budget} steps\n")
+        where = f", split over {len(jax.devices())} devices" if args.shard_seeds else ""
+        print(f"\n## {n} vmapped seeds{where} vs 1 seed at {budget} steps\n")
         print(
             f"| contender | 1 seed s | {n} seeds first call s | {n} seeds s "
             f"| ratio | {n}-seed mean returns |"
