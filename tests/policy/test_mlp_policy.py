@@ -1,6 +1,8 @@
 """MLPActorCriticPolicy: shapes, consistency, init, reference forward pass, jit/vmap."""
 
 import math
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Protocol, cast, final
 
@@ -405,3 +407,38 @@ def test_gradients_reach_every_parameter() -> None:
     mean = np.ravel(np.asarray(policy(obs), np.float64))
     z = np.asarray(action, np.float64) - mean
     np.testing.assert_allclose(g_log_std, z**2, rtol=1e-4, atol=1e-7)
+
+
+JIT_VMAP_BUILD = """
+import equinox as eqx, jax, jax.random as jr, numpy as np
+from lerax.env import CartPole
+from lerax.policy import MLPActorCriticPolicy
+
+env = CartPole()
+build = eqx.filter_jit(eqx.filter_vmap(lambda k: MLPActorCriticPolicy(env, key=k)))
+for i in range(100):
+    keys = jr.split(jr.key(i), 8)
+    batch = jax.block_until_ready(build(keys))
+single = MLPActorCriticPolicy(env, key=keys[5])
+for a, b in zip(
+    jax.tree.leaves(eqx.filter(batch, eqx.is_array)),
+    jax.tree.leaves(eqx.filter(single, eqx.is_array)),
+    strict=True,
+):
+    np.testing.assert_allclose(np.asarray(a)[5], np.asarray(b), rtol=1e-5, atol=1e-7)
+print("OK")
+"""
+
+
+def test_building_under_jit_and_vmap_repeatedly() -> None:
+    # jaxlib 0.10.2 on CPU could hang in jit(vmap(...)) of two orthogonal
+    # initialisations; the policy's single batched QR must not. A subprocess
+    # turns a hang into a failure instead of a stuck test run.
+    out = subprocess.run(
+        [sys.executable, "-c", JIT_VMAP_BUILD],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "OK"
