@@ -3,6 +3,7 @@
 import atexit
 import dataclasses
 import functools
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, final
@@ -10,6 +11,8 @@ from typing import Any, final
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
+import numpy.typing as npt
 from jaxtyping import Array, Bool, Float, Int
 
 from .._custom_types import Key
@@ -29,7 +32,7 @@ from ._logging_host import (
     registered,
     release,
 )
-from ._logging_session import HostLogger, StartInfo
+from ._logging_session import HostLogger, Record, StartInfo
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
@@ -109,8 +112,11 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
 
     Calling ``learn`` again with the same logger continues its runs: steps and
     iterations go on from where the previous call ended. Call :meth:`close` at
-    the end (or use the logger as a context manager); every record is flushed
-    as it is written, so what was logged before an exception is on disk.
+    the end (or use the logger as a context manager). Records are written and
+    flushed by a writer thread in batches (a few times a second) and at the
+    end of every ``learn`` call; ``close()``, a backend error and interpreter
+    exit flush what is pending, so what was logged before an exception is on
+    disk.
 
     Example::
 
@@ -359,10 +365,15 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
                 (episodes > 0).astype(jnp.int32),
             ]
         ).astype(jnp.int32)
+        # One operand: each operand of a host call costs a host-side transfer.
+        # The floats travel bit for bit (NaN and inf included) as int32.
+        packed = jnp.concatenate(
+            [ints, jax.lax.bitcast_convert_type(floats, jnp.int32)]
+        )
         host = functools.partial(_host_iteration, tuple(names))
 
         def send() -> None:
-            jax.debug.callback(host, ints, floats, ordered=True)
+            jax.debug.callback(host, packed, ordered=True)
 
         def skip() -> None:
             return None
@@ -509,28 +520,41 @@ def _host_start(info: StartInfo, ints: jax.Array, floats: jax.Array) -> None:
     lookup(logger_id, HostLogger).start(info, run_index, runs, dynamic)
 
 
-def _host_iteration(names: tuple[str, ...], ints: jax.Array, floats: jax.Array) -> None:
+_HEADER = 8  # the int32 fields in front of the floats in an iteration record
+
+
+def _host_iteration(names: tuple[str, ...], packed: jax.Array) -> None:
+    """The per-iteration host call: as little as possible, since the compiled
+    program waits for it; the writer thread decodes the record."""
+    data: npt.NDArray[np.int32] = np.asarray(packed)
+    if not data[2]:  # should_log
+        return
+    clock = time.perf_counter()
+    host = lookup(int(data[0]), HostLogger)
+    host.log(clock, functools.partial(_decode_iteration, names, data))
+
+
+def _decode_iteration(names: tuple[str, ...], data: npt.NDArray[np.int32]) -> Record:
     (
-        logger_id,
+        _,
         run_index,
-        should_log,
+        _,
         iteration,
         timesteps,
         episodes,
         ema_valid,
         window_valid,
-    ) = as_ints(ints)
-    if not should_log:
-        return
+    ) = data[:_HEADER].tolist()
+    values: list[float] = data[_HEADER:].view(np.float32).tolist()
     scalars: dict[str, float] = {"rollout/episodes": float(episodes)}
-    for name, value in zip(names, as_floats(floats), strict=True):
+    for name, value in zip(names, values, strict=True):
         if name in _EMA_NAMES and not ema_valid:
             continue
         if name in _WINDOW_NAMES and not window_valid:
             continue
         scalars[name] = value
     ordered = {k: scalars[k] for k in sorted(scalars, key=_order)}
-    lookup(logger_id, HostLogger).log(run_index, iteration, timesteps, ordered)
+    return Record(run_index, iteration, timesteps, ordered)
 
 
 def _order(name: str) -> tuple[int, int, str]:

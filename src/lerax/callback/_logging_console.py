@@ -156,7 +156,15 @@ class ConsoleBackend(AbstractLoggingBackend):
         console = self._console
         if console is None:
             raise RuntimeError("ConsoleBackend used before open")
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if console.quiet:
+            return
+        if console.record:  # keep what Rich records for export
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            # A plain line needs none of Rich's rendering, which costs several
+            # times the formatting (and holds the GIL the training loop's host
+            # calls wait for).
+            console.file.write(line + "\n")
 
     def _stop_live(self) -> None:
         if self._live is not None:

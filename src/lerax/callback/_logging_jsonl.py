@@ -20,7 +20,8 @@ class JSONLBackend(AbstractLoggingBackend):
     Each line holds ``"run"`` (the run index, 0 for a single run), ``"step"``
     (environment steps) and every logged scalar by name, for example
     ``{"run": 0, "step": 1024, "time/iteration": 2, "train/loss": 0.31, ...}``.
-    Lines are flushed as they are written. NaN and infinities are written as
+    Lines are flushed after each batch the logger writes (see
+    :class:`AbstractLoggingBackend`) and at the end of ``learn``. NaN and infinities are written as
     ``NaN``/``Infinity``/``-Infinity``, which Python's :func:`json.loads`
     reads back. Hyperparameters are not written (the file holds metrics only).
 
@@ -65,7 +66,6 @@ class JSONLBackend(AbstractLoggingBackend):
         for key, value in scalars.items():
             record[key] = int(value) if key in _INTEGER_KEYS else value
         self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
 
     def finish(self, run_index: int) -> None:
         self.flush()

@@ -1,24 +1,44 @@
 """The host side of a :class:`~lerax.callback.LoggingCallback`.
 
-Host callbacks from the compiled program only do bookkeeping (run sessions,
-step offsets, wall-clock rates) and put the backend calls on a queue; one
-writer thread per logger makes those calls in order, flushing after each
-record. The training loop thus never waits for disk or network, except once
-at the end of each ``learn`` call, when the queue is drained so that
-everything logged is on disk before ``learn`` returns.
+The compiled program blocks while a host callback runs, and every callback
+needs the GIL, so the per-iteration host call does almost nothing: it stamps
+the wall clock and appends the raw record to a queue. One writer thread per
+logger does the rest (decoding, step offsets, rates, the backend calls) in
+order and in batches: woken by the first record of a batch, it waits
+``BATCH_SECONDS`` (less when someone drains) so that records gather, writes
+them all, then flushes every backend once. The training loop thus never
+waits for disk or network and the writer wakes a few times a second rather
+than once per record, except at the end of each ``learn`` call, when the
+queue is drained so that everything logged is on disk before ``learn``
+returns. ``close()`` (and, at exit, an ``atexit`` hook) drains it too, and a
+backend error flushes what was written before it.
 """
 
+import collections
 import dataclasses
 import math
-import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import final
 
 from ._logging_backend import AbstractLoggingBackend, HParamValue, RunInfo
 
 Task = Callable[[], None]
+
+BATCH_SECONDS = 0.25
+"""How long the writer lets records gather after the first one of a batch."""
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One logged iteration of one run, decoded on the writer thread."""
+
+    run_index: int
+    iteration: int
+    timesteps: int
+    scalars: Mapping[str, float]
 
 
 @final
@@ -73,7 +93,13 @@ class HostLogger:
         self.active: set[int] = set()
         self.runs: dict[int, _RunRecord] = {}
         self.closed = False
-        self._tasks: queue.Queue[Task | None] = queue.Queue()
+        self._cond = threading.Condition()
+        self._tasks: collections.deque[Task] = collections.deque()
+        self._submitted = 0  # tasks queued so far
+        self._completed = 0  # tasks the writer has finished (run or skipped)
+        self._idle = False  # the writer waits for a first task
+        self._draining = 0  # callers waiting in drain()
+        self._stop = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
@@ -132,36 +158,44 @@ class HostLogger:
         )
         self._submit(self._each("open", run))
 
-    def log(
-        self, run_index: int, iteration: int, timesteps: int, scalars: dict[str, float]
-    ) -> None:
+    def log(self, clock: float, decode: Callable[[], Record]) -> None:
+        """Queue one iteration's record, taken at wall clock ``clock``;
+        ``decode`` turns it into a :class:`Record` on the writer thread."""
+        if self._error is not None:
+            with self.lock:
+                self._raise_pending()
+        self._submit(lambda: self._write_record(clock, decode()))
+
+    def _write_record(self, clock: float, rec: Record) -> None:
         with self.lock:
-            self._raise_pending()
-            record = self.runs.get(run_index)
-            if record is None or run_index not in self.active:
+            record = self.runs.get(rec.run_index)
+            if record is None or rec.run_index not in self.active:
                 return
-            if iteration <= record.session_iteration:
+            if rec.iteration <= record.session_iteration:
                 return  # never log an iteration twice (defensive)
-            now = time.perf_counter()
-            elapsed = now - record.clock
-            steps = timesteps - record.session_timesteps
+            elapsed = clock - record.clock
+            steps = rec.timesteps - record.session_timesteps
             rate = steps / elapsed if elapsed > 0 else math.nan
-            step = record.step_offset + timesteps
+            step = record.step_offset + rec.timesteps
             full: dict[str, float] = {
                 "time/timesteps": float(step),
-                "time/iteration": float(record.iteration_offset + iteration),
+                "time/iteration": float(record.iteration_offset + rec.iteration),
                 "time/steps_per_second": rate,
             }
-            full.update(scalars)
-            self._submit(self._each("log_scalars", full, step, run_index))
-            record.clock = now
-            record.session_timesteps = timesteps
-            record.session_iteration = iteration
+            full.update(rec.scalars)
+            record.clock = clock
+            record.session_timesteps = rec.timesteps
+            record.session_iteration = rec.iteration
             record.last_step = step
-            record.last_iteration = record.iteration_offset + iteration
+            record.last_iteration = record.iteration_offset + rec.iteration
+        for backend in self.backends:
+            backend.log_scalars(full, step, rec.run_index)
 
     def end(self, run_index: int, iteration: int, timesteps: int) -> None:
+        # The run's records first: they update its bookkeeping.
+        self.drain()
         with self.lock:
+            self._raise_pending()
             record = self.runs.get(run_index)
             if record is not None and run_index in self.active:
                 record.last_step = record.step_offset + timesteps
@@ -180,41 +214,61 @@ class HostLogger:
         def task() -> None:
             for backend in self.backends:
                 getattr(backend, method)(*args)
-                if method != "open":
-                    backend.flush()
 
         return task
 
     def _submit(self, task: Task) -> None:
         if self.closed:
             raise RuntimeError("LoggingCallback: the logger is closed")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._work, name="lerax-logging", daemon=True
-            )
-            self._thread.start()
-        self._tasks.put(task)
+        with self._cond:
+            if self._thread is None:
+                self._stop = False
+                self._thread = threading.Thread(
+                    target=self._work, name="lerax-logging", daemon=True
+                )
+                self._thread.start()
+            self._tasks.append(task)
+            self._submitted += 1
+            if self._idle:
+                self._cond.notify_all()
 
     def _work(self) -> None:
+        cond = self._cond
         while True:
-            task = self._tasks.get()
-            try:
-                if task is None:
-                    return
+            with cond:
+                self._idle = True
+                while not self._tasks and not self._stop:
+                    cond.wait()
+                self._idle = False
+                if not self._tasks:
+                    return  # stopped, nothing left
+                # Let a batch gather, unless someone waits for it.
+                deadline = time.monotonic() + BATCH_SECONDS
+                while not self._stop and not self._draining:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    cond.wait(left)
+                batch = list(self._tasks)
+                self._tasks.clear()
+            for task in batch:
                 if self._error is None:
-                    task()
-            except Exception as err:  # reported from the next host call
-                self._error = err
-                self._flush_quietly()
-            finally:
-                self._tasks.task_done()
+                    try:
+                        task()
+                    except Exception as err:  # reported from the next host call
+                        self._error = err
+            self._flush_quietly()
+            with cond:
+                self._completed += len(batch)
+                cond.notify_all()
 
     def _flush_quietly(self) -> None:
         for backend in self.backends:
             try:
                 backend.flush()
-            except Exception:  # noqa: BLE001  # the first error is the one reported
-                pass
+            except Exception as err:  # noqa: BLE001  # the first error is the one reported
+                if self._error is None:
+                    self._error = err
 
     def _raise_pending(self) -> None:
         error = self._error
@@ -225,9 +279,19 @@ class HostLogger:
             ) from error
 
     def drain(self) -> None:
-        """Wait until the writer thread has made every queued call."""
-        if self._thread is not None:
-            self._tasks.join()
+        """Wait until the writer thread has made every queued call and
+        flushed the backends."""
+        with self._cond:
+            if self._thread is None:
+                return
+            target = self._submitted
+            self._draining += 1
+            self._cond.notify_all()
+            try:
+                while self._completed < target:
+                    self._cond.wait()
+            finally:
+                self._draining -= 1
 
     def close(self) -> None:
         """Drain the queue, then flush and close every backend."""
@@ -236,9 +300,12 @@ class HostLogger:
                 return
             self.closed = True
         self.drain()
-        if self._thread is not None:
-            self._tasks.put(None)
-            self._thread.join()
+        with self._cond:
+            thread = self._thread
+            self._stop = True
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join()
             self._thread = None
         errors: list[BaseException] = []
         for backend in self.backends:
