@@ -46,32 +46,32 @@ class RunInfo:
 class AbstractLoggingBackend(abc.ABC):
     """Base class of logging backends (console, TensorBoard, JSONL, W&B, yours).
 
-        A backend is an ordinary host-side Python object; it never enters the
-        compiled program. :class:`~lerax.callback.LoggingCallback` calls it from
+    A backend is an ordinary host-side Python object; it never enters the
+    compiled program. :class:`~lerax.callback.LoggingCallback` calls it from
     its writer thread, one call at a time and in program order:
 
-        1. :meth:`open` once at the start of every ``learn`` call;
-        2. :meth:`log_hparams` once per run, at that run's first start;
-        3. :meth:`log_scalars` once per logged iteration per run;
-        4. :meth:`finish` when a run's ``learn`` call ends;
-        5. :meth:`close` from ``LoggingCallback.close()`` (after :meth:`flush`).
+    1. :meth:`open` once at the start of every ``learn`` call;
+    2. :meth:`log_hparams` once per run, at that run's first start;
+    3. :meth:`log_scalars` once per logged iteration per run;
+    4. :meth:`finish` when a run's ``learn`` call ends;
+    5. :meth:`close` from ``LoggingCallback.close()`` (after :meth:`flush`).
 
-        The writer makes these calls in batches (records gather for a fraction
-        of a second) and calls :meth:`flush` after each batch, so
-        :meth:`log_scalars` need not flush; the end of every ``learn`` call
-        drains and flushes everything.
+    The writer makes these calls in batches (records gather for a fraction
+    of a second) and calls :meth:`flush` after each batch, so
+    :meth:`log_scalars` need not flush; the end of every ``learn`` call
+    drains and flushes everything.
 
-        Under ``eqx.filter_vmap`` over seeds, every call that concerns one run
-        carries its ``run_index`` (``0 .. num_runs - 1``); a backend must keep runs
-        apart (one file, directory or online run each, or a ``run`` field).
-        Steps of one run only increase, also across ``learn`` calls.
+    Under ``eqx.filter_vmap`` over seeds, every call that concerns one run
+    carries its ``run_index`` (``0 .. num_runs - 1``); a backend must keep runs
+    apart (one file, directory or online run each, or a ``run`` field).
+    Steps of one run only increase, also across ``learn`` calls.
 
-        Values are Python floats and may be NaN or infinite; record them as such.
-        An exception raised by a backend stops training (it surfaces from
-        ``learn`` as a ``JaxRuntimeError``); what was flushed before stays.
+    Values are Python floats and may be NaN or infinite; record them as such.
+    An exception raised by a backend stops training (it surfaces from
+    ``learn`` as a ``JaxRuntimeError``); what was flushed before stays.
 
-        Construction should check everything that can be checked early (for
-        example that a directory is writable) and raise there, before training.
+    Construction should check everything that can be checked early (for
+    example that a directory is writable) and raise there, before training.
     """
 
     @abc.abstractmethod
