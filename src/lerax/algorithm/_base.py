@@ -122,6 +122,15 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
     def optimizer(self, num_iterations: int) -> optax.GradientTransformation:
         """The optimizer, given how many iterations training will run."""
 
+    def init_optimizer_state(
+        self, optimizer: optax.GradientTransformation, policy: PolicyBoundT
+    ) -> OptState:
+        """The optimizer state training starts from. By default ``optimizer``
+        initialised on the policy's floating-point array leaves; an algorithm
+        that optimises another representation of the parameters (e.g. one flat
+        vector) overrides it to match its :meth:`update`."""
+        return optimizer.init(eqx.filter(policy, eqx.is_inexact_array))
+
     @abc.abstractmethod
     def act(
         self, policy: PolicyBoundT, observation: ArrayTree, *, key: Key
@@ -363,7 +372,7 @@ def _train(
         )
     )
     optimizer = algo.optimizer(num_iterations)
-    opt_state = optimizer.init(eqx.filter(policy, eqx.is_inexact_array))
+    opt_state = algo.init_optimizer_state(optimizer, policy)
     env_states, observations = jax.vmap(lambda k: env.reset(key=k))(reset_keys)
     no_locals: dict[str, Shaped[Array, "..."]] = {}
     reset_ctx = ResetContext(
