@@ -84,7 +84,9 @@ class TrainResult(eqx.Module, Generic[P, S, T]):
 
     Attributes:
         policy: the trained policy.
-        opt_state: the optimizer state at the end.
+        opt_state: the optimizer state at the end, over what the algorithm
+            optimises (:meth:`AbstractAlgorithm.init_optimizer_state`; for PPO
+            one flat parameter vector). ``current_learning_rate`` reads it.
         callback_state: the callback's iteration-level state at the end.
         callback_step_state: the callback's step states, leading axis ``num_envs``.
         iterations: iterations actually run (fewer than planned on early stop).
