@@ -5,7 +5,7 @@ needs the GIL, so the per-iteration host call does almost nothing: it stamps
 the wall clock and appends the raw record to a queue. One writer thread per
 logger does the rest (decoding, step offsets, rates, the backend calls) in
 order and in batches: woken by the first record of a batch, it waits
-``BATCH_SECONDS`` (less when someone drains) so that records gather, writes
+``GATHER_SECONDS`` (less when someone drains) so that records gather, writes
 them all, then flushes every backend once. The training loop thus never
 waits for disk or network and the writer wakes a few times a second rather
 than once per record, except at the end of each ``learn`` call, when the
@@ -26,8 +26,12 @@ from ._logging_backend import AbstractLoggingBackend, HParamValue, RunInfo
 
 Task = Callable[[], None]
 
-BATCH_SECONDS = 0.25
+GATHER_SECONDS = 0.0
 """How long the writer lets records gather after the first one of a batch."""
+
+FLUSH_SECONDS = 0.25
+"""The writer flushes the backends at most this often (and whenever someone
+drains: at the end of every ``learn`` call and at ``close()``)."""
 
 
 @final
@@ -97,6 +101,7 @@ class HostLogger:
         self._tasks: collections.deque[Task] = collections.deque()
         self._submitted = 0  # tasks queued so far
         self._completed = 0  # tasks the writer has finished (run or skipped)
+        self._flushed = 0  # tasks finished before the last flush
         self._idle = False  # the writer waits for a first task
         self._draining = 0  # callers waiting in drain()
         self._stop = False
@@ -234,41 +239,66 @@ class HostLogger:
 
     def _work(self) -> None:
         cond = self._cond
+        dirty = False  # written since the last flush
+        last_flush = time.monotonic()
         while True:
             with cond:
                 self._idle = True
                 while not self._tasks and not self._stop:
-                    cond.wait()
+                    if not dirty:
+                        cond.wait()
+                        continue
+                    left = last_flush + FLUSH_SECONDS - time.monotonic()
+                    if self._draining or left <= 0:
+                        break
+                    cond.wait(left)
                 self._idle = False
-                if not self._tasks:
+                if not self._tasks and not dirty:
                     return  # stopped, nothing left
                 # Let a batch gather, unless someone waits for it.
-                deadline = time.monotonic() + BATCH_SECONDS
-                while not self._stop and not self._draining:
+                deadline = time.monotonic() + GATHER_SECONDS
+                while self._tasks and not self._stop and not self._draining:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     cond.wait(left)
                 batch = list(self._tasks)
                 self._tasks.clear()
+                urgent = self._stop or self._draining > 0
+            failed: BaseException | None = None
             for task in batch:
-                if self._error is None:
+                if self._error is None and failed is None:
                     try:
                         task()
                     except Exception as err:  # reported from the next host call
-                        self._error = err
-            self._flush_quietly()
+                        failed = err
+            dirty = dirty or bool(batch)
+            now = time.monotonic()
+            due = urgent or failed is not None or now - last_flush >= FLUSH_SECONDS
+            flush = dirty and due
+            if flush:
+                # Keep what was written before a failure on disk before
+                # anyone hears of the failure.
+                failed = failed or self._flush_quietly()
+                dirty = False
+                last_flush = now
+            if failed is not None and self._error is None:
+                self._error = failed
             with cond:
                 self._completed += len(batch)
+                if flush:
+                    self._flushed = self._completed
                 cond.notify_all()
 
-    def _flush_quietly(self) -> None:
+    def _flush_quietly(self) -> BaseException | None:
+        """Flush every backend, even after one fails; the first error."""
+        first: BaseException | None = None
         for backend in self.backends:
             try:
                 backend.flush()
-            except Exception as err:  # noqa: BLE001  # the first error is the one reported
-                if self._error is None:
-                    self._error = err
+            except Exception as err:  # flush the others first
+                first = first or err
+        return first
 
     def _raise_pending(self) -> None:
         error = self._error
@@ -288,7 +318,7 @@ class HostLogger:
             self._draining += 1
             self._cond.notify_all()
             try:
-                while self._completed < target:
+                while self._flushed < target:
                     self._cond.wait()
             finally:
                 self._draining -= 1
