@@ -279,7 +279,8 @@ class HostLogger:
             if flush:
                 # Keep what was written before a failure on disk before
                 # anyone hears of the failure.
-                failed = failed or self._flush_quietly()
+                flush_error = self._flush_quietly()
+                failed = failed if failed is not None else flush_error
                 dirty = False
                 last_flush = now
             if failed is not None and self._error is None:
@@ -297,7 +298,8 @@ class HostLogger:
             try:
                 backend.flush()
             except Exception as err:  # flush the others first
-                first = first or err
+                if first is None:
+                    first = err
         return first
 
     def _raise_pending(self) -> None:
