@@ -12,14 +12,20 @@ The console writes to a non-terminal file (plain lines), as in CI or a pipe.
 A new ``LoggingCallback`` is built for every timed call, as a user would do for
 a new run; it must reuse the compiled program.
 
-Usage: .venv/bin/python bench/logging_overhead.py [repeats]
+With ``--diag``, two more variants show where the time goes: a
+``LoggingCallback`` whose backend does nothing, logging every iteration
+(the host calls and the training-log computation, no I/O), and the same with
+``log_every=10**6`` (only the last iteration is sent: the per-step episode
+statistics and the compiled-in host calls that do not fire).
+
+Usage: .venv/bin/python bench/logging_overhead.py [repeats] [--diag]
 """
 
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jax
@@ -28,15 +34,42 @@ from rich.console import Console
 
 from lerax.algorithm import PPO
 from lerax.callback import (
+    AbstractLoggingBackend,
     ConsoleBackend,
+    HParamValue,
     JSONLBackend,
     LoggingCallback,
+    RunInfo,
     TensorBoardBackend,
 )
 from lerax.env import CartPole
 from lerax.policy import MLPActorCriticPolicy
 
 TOTAL = 2**16
+
+
+class NullBackend(AbstractLoggingBackend):
+    """A backend that does nothing (diagnostics only)."""
+
+    def open(self, run: RunInfo) -> None:
+        pass
+
+    def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
+        pass
+
+    def log_scalars(
+        self, scalars: Mapping[str, float], step: int, run_index: int
+    ) -> None:
+        pass
+
+    def finish(self, run_index: int) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _wait(tree: object) -> None:
@@ -46,7 +79,9 @@ def _wait(tree: object) -> None:
 
 
 def main() -> None:
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    args = [a for a in sys.argv[1:] if a != "--diag"]
+    diag = "--diag" in sys.argv[1:]
+    repeats = int(args[0]) if args else 7
     env = CartPole()
     policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
     algo = PPO()
@@ -68,11 +103,24 @@ def main() -> None:
         _wait(algo.train(env, policy, TOTAL, key=key, callback=logger))
         logger.close()
 
+    def null(log_every: int) -> Callable[[jax.Array], None]:
+        def run(key: jax.Array) -> None:
+            logger = LoggingCallback([NullBackend()], log_every=log_every)
+            _wait(algo.train(env, policy, TOTAL, key=key, callback=logger))
+            logger.close()
+
+        return run
+
     variants: list[tuple[str, Callable[[jax.Array], None]]] = [
         ("no callback", none),
         ("Console + TensorBoard", console_tb),
         ("JSONL", jsonl),
     ]
+    if diag:
+        variants += [
+            ("no-op backend", null(1)),
+            ("no-op, log_every=10**6", null(10**6)),
+        ]
     compile_s: dict[str, float] = {}
     for name, fn in variants:
         t = time.perf_counter()

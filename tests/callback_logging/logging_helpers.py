@@ -164,6 +164,7 @@ class ListBackend(AbstractLoggingBackend):
         self.fail_at = fail_at
         self.calls: list[tuple[str, Any]] = []
         self.records: list[tuple[int, int, dict[str, float]]] = []
+        self.flushed_at: list[int] = []  # len(calls) at each flush
 
     def open(self, run: RunInfo) -> None:
         self.calls.append(("open", run))
@@ -183,7 +184,7 @@ class ListBackend(AbstractLoggingBackend):
         self.calls.append(("finish", run_index))
 
     def flush(self) -> None:
-        pass
+        self.flushed_at.append(len(self.calls))
 
     def close(self) -> None:
         self.calls.append(("close", None))

@@ -167,6 +167,19 @@ def test_second_learn_continues_steps_and_iterations(tmp_path: Path) -> None:
     assert opens[0].num_runs == 1 and opens[0].total_timesteps == TOTAL
 
 
+def test_learn_returns_with_everything_written_and_flushed(tmp_path: Path) -> None:
+    # The writer batches its flushes; the end of learn drains and flushes.
+    backend = ListBackend()
+    path = tmp_path / "log.jsonl"
+    with LoggingCallback([backend, JSONLBackend(path)]) as logger:
+        train(logger, jr.key(7)).iterations.block_until_ready()
+        assert [r["time/iteration"] for r in read_jsonl(path)] == list(
+            range(1, ITERATIONS + 1)
+        )
+        assert backend.calls[-1] == ("finish", 0)
+        assert backend.flushed_at and backend.flushed_at[-1] == len(backend.calls)
+
+
 def test_a_closed_logger_refuses_to_train(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     with LoggingCallback([JSONLBackend(path)]) as logger:

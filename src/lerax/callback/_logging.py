@@ -112,9 +112,9 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
 
     Calling ``learn`` again with the same logger continues its runs: steps and
     iterations go on from where the previous call ended. Call :meth:`close` at
-    the end (or use the logger as a context manager). Records are written and
-    flushed by a writer thread in batches (a few times a second) and at the
-    end of every ``learn`` call; ``close()``, a backend error and interpreter
+    the end (or use the logger as a context manager). A writer thread makes the
+    backend calls and flushes them at most every 0.25 s and at the end of
+    every ``learn`` call; ``close()``, a backend error and interpreter
     exit flush what is pending, so what was logged before an exception is on
     disk.
 

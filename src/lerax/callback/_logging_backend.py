@@ -56,10 +56,9 @@ class AbstractLoggingBackend(abc.ABC):
     4. :meth:`finish` when a run's ``learn`` call ends;
     5. :meth:`close` from ``LoggingCallback.close()`` (after :meth:`flush`).
 
-    The writer makes these calls in batches (records gather for a fraction
-    of a second) and calls :meth:`flush` after each batch, so
-    :meth:`log_scalars` need not flush; the end of every ``learn`` call
-    drains and flushes everything.
+    The writer calls :meth:`flush` at most every 0.25 s, after a backend
+    failure, and at the end of every ``learn`` call (which drains
+    everything), so :meth:`log_scalars` need not flush.
 
     Under ``eqx.filter_vmap`` over seeds, every call that concerns one run
     carries its ``run_index`` (``0 .. num_runs - 1``); a backend must keep runs

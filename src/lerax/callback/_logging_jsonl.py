@@ -20,7 +20,7 @@ class JSONLBackend(AbstractLoggingBackend):
     Each line holds ``"run"`` (the run index, 0 for a single run), ``"step"``
     (environment steps) and every logged scalar by name, for example
     ``{"run": 0, "step": 1024, "time/iteration": 2, "train/loss": 0.31, ...}``.
-    Lines are flushed after each batch the logger writes (see
+    Lines are flushed when the logger flushes (at most every 0.25 s, see
     :class:`AbstractLoggingBackend`) and at the end of ``learn``. NaN and infinities are written as
     ``NaN``/``Infinity``/``-Infinity``, which Python's :func:`json.loads`
     reads back. Hyperparameters are not written (the file holds metrics only).

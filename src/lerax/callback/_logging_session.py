@@ -4,14 +4,14 @@ The compiled program blocks while a host callback runs, and every callback
 needs the GIL, so the per-iteration host call does almost nothing: it stamps
 the wall clock and appends the raw record to a queue. One writer thread per
 logger does the rest (decoding, step offsets, rates, the backend calls) in
-order and in batches: woken by the first record of a batch, it waits
-``GATHER_SECONDS`` (less when someone drains) so that records gather, writes
-them all, then flushes every backend once. The training loop thus never
-waits for disk or network and the writer wakes a few times a second rather
-than once per record, except at the end of each ``learn`` call, when the
-queue is drained so that everything logged is on disk before ``learn``
-returns. ``close()`` (and, at exit, an ``atexit`` hook) drains it too, and a
-backend error flushes what was written before it.
+order, right after each record (while the program computes the next
+iteration, so it rarely holds the GIL when the next host call comes), and
+flushes the backends at most every ``FLUSH_SECONDS``. The training loop thus
+never waits for disk or network, except at the end of each ``learn`` call,
+when the queue is drained and flushed so that everything logged is on disk
+before ``learn`` returns. ``close()`` (and, at exit, an ``atexit`` hook)
+drains it too, and a backend error flushes what was written before it
+before the error is reported.
 """
 
 import collections
@@ -25,9 +25,6 @@ from typing import final
 from ._logging_backend import AbstractLoggingBackend, HParamValue, RunInfo
 
 Task = Callable[[], None]
-
-GATHER_SECONDS = 0.0
-"""How long the writer lets records gather after the first one of a batch."""
 
 FLUSH_SECONDS = 0.25
 """The writer flushes the backends at most this often (and whenever someone
@@ -255,13 +252,6 @@ class HostLogger:
                 self._idle = False
                 if not self._tasks and not dirty:
                     return  # stopped, nothing left
-                # Let a batch gather, unless someone waits for it.
-                deadline = time.monotonic() + GATHER_SECONDS
-                while self._tasks and not self._stop and not self._draining:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    cond.wait(left)
                 batch = list(self._tasks)
                 self._tasks.clear()
                 urgent = self._stop or self._draining > 0

@@ -32,8 +32,8 @@ class TensorBoardBackend(AbstractLoggingBackend):
     ``rollout/ep_return_ema``, ...) at the step given (environment steps).
     Hyperparameters go through TensorBoard's HParams plugin, into the run's
     own directory, with the logged ``rollout/*`` and ``train/*`` scalars as
-    its metrics. Events are flushed after each batch of records the logger
-    writes (a few times a second) and at the end of ``learn``.
+    its metrics. Events are flushed when the logger flushes (at most every
+    0.25 s) and at the end of ``learn``.
 
     Args:
         log_dir: the directory; ``None`` means ``runs/<name>`` under the
