@@ -81,6 +81,23 @@ def test_logged_values_match_a_recorded_rollout(tmp_path: Path) -> None:
     for row, exp in zip(rows, expected, strict=True):
         assert_rollout_matches(row, exp)
 
+    # The packed step state's named views: per environment, the episode in
+    # progress at the end (steps since its last done) and whether one ended.
+    stats = result.callback_step_state[0]
+    assert stats.floats.shape == (ALGO.num_envs, 6)
+    assert stats.ints.shape == (ALGO.num_envs, 4)
+    for e in range(ALGO.num_envs):
+        ends = np.flatnonzero(dones[e])
+        start = ends[-1] + 1 if ends.size else 0
+        assert int(stats.episode_length[e]) == rewards.shape[1] - start
+        assert math.isclose(
+            float(stats.episode_return[e]),
+            float(rewards[e, start:].sum()),
+            rel_tol=1e-6,
+        )
+        assert bool(stats.completed[e]) == bool(ends.size)
+        assert int(stats.window_iteration[e]) == ITERATIONS - 1
+
     # Every PPO training-log entry; the learning rate is the linear schedule's
     # value at the iteration's last minibatch update.
     updates = ALGO.num_epochs * ALGO.num_minibatches

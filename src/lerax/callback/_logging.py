@@ -43,34 +43,79 @@ class EpisodeStatistics(eqx.Module):
     """:class:`LoggingCallback`'s step state: one environment's episodes.
 
     Built from raw environment rewards; it persists across rollouts, so an
-    episode may span several iterations.
+    episode may span several iterations. The values are packed into one float
+    and one int vector (each loop-carried array costs the rollout loop a
+    buffer and a kernel per step); the properties name them. With a leading
+    axis (one row per environment) when read from a training result.
 
     Attributes:
-        episode_return: the return of the episode in progress so far.
-        episode_length: the length of the episode in progress so far.
-        completed: at least one episode has ended (the EMAs are defined).
-        return_ema: EMA of completed episodes' returns, started at the first one
-            (``ema = ema_alpha * ema + (1 - ema_alpha) * episode_return``).
-        length_ema: the same for episode lengths.
-        window_iteration: the iteration (0-based) the window fields describe.
-        window_episodes: episodes that ended in that iteration.
-        window_return_sum: the sum of their returns.
-        window_length_sum: the sum of their lengths.
-        window_return_min: the smallest of their returns (``inf`` if none).
-        window_return_max: the largest of their returns (``-inf`` if none).
+        floats: ``episode_return``, ``return_ema``, ``length_ema``,
+            ``window_return_sum``, ``window_return_min``,
+            ``window_return_max``, in this order.
+        ints: ``episode_length``, ``window_iteration``, ``window_episodes``,
+            ``window_length_sum``, in this order.
     """
 
-    episode_return: Float[Array, ""]
-    episode_length: Int[Array, ""]
-    completed: Bool[Array, ""]
-    return_ema: Float[Array, ""]
-    length_ema: Float[Array, ""]
-    window_iteration: Int[Array, ""]
-    window_episodes: Int[Array, ""]
-    window_return_sum: Float[Array, ""]
-    window_length_sum: Int[Array, ""]
-    window_return_min: Float[Array, ""]
-    window_return_max: Float[Array, ""]
+    floats: Float[Array, "*envs 6"]
+    ints: Int[Array, "*envs 4"]
+
+    @property
+    def episode_return(self) -> Float[Array, "*envs"]:
+        """The return of the episode in progress so far."""
+        return self.floats[..., 0]
+
+    @property
+    def return_ema(self) -> Float[Array, "*envs"]:
+        """EMA of completed episodes' returns, started at the first one
+        (``ema = ema_alpha * ema + (1 - ema_alpha) * episode_return``)."""
+        return self.floats[..., 1]
+
+    @property
+    def length_ema(self) -> Float[Array, "*envs"]:
+        """The same for episode lengths (0 until an episode has ended)."""
+        return self.floats[..., 2]
+
+    @property
+    def window_return_sum(self) -> Float[Array, "*envs"]:
+        """The sum of the returns of the episodes that ended in the window's
+        iteration."""
+        return self.floats[..., 3]
+
+    @property
+    def window_return_min(self) -> Float[Array, "*envs"]:
+        """The smallest of them (``inf`` if none)."""
+        return self.floats[..., 4]
+
+    @property
+    def window_return_max(self) -> Float[Array, "*envs"]:
+        """The largest of them (``-inf`` if none)."""
+        return self.floats[..., 5]
+
+    @property
+    def episode_length(self) -> Int[Array, "*envs"]:
+        """The length of the episode in progress so far."""
+        return self.ints[..., 0]
+
+    @property
+    def window_iteration(self) -> Int[Array, "*envs"]:
+        """The iteration (0-based) the window fields describe."""
+        return self.ints[..., 1]
+
+    @property
+    def window_episodes(self) -> Int[Array, "*envs"]:
+        """Episodes that ended in that iteration."""
+        return self.ints[..., 2]
+
+    @property
+    def window_length_sum(self) -> Int[Array, "*envs"]:
+        """The sum of their lengths."""
+        return self.ints[..., 3]
+
+    @property
+    def completed(self) -> Bool[Array, "*envs"]:
+        """At least one episode has ended (the EMAs are defined): episode
+        lengths are at least 1, so the length EMA is positive from then on."""
+        return self.length_ema > 0
 
 
 BackendsLike = AbstractLoggingBackend | Sequence[AbstractLoggingBackend]
@@ -206,20 +251,10 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
         self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key
     ) -> EpisodeStatistics:
         """Empty statistics: no episode completed, no window."""
-        zero_f = jnp.zeros((), jnp.float32)
-        zero_i = jnp.zeros((), jnp.int32)
+        inf = jnp.inf
         return EpisodeStatistics(
-            episode_return=zero_f,
-            episode_length=zero_i,
-            completed=jnp.array(False),
-            return_ema=zero_f,
-            length_ema=zero_f,
-            window_iteration=jnp.full((), -1, jnp.int32),
-            window_episodes=zero_i,
-            window_return_sum=zero_f,
-            window_length_sum=zero_i,
-            window_return_min=jnp.full((), jnp.inf, jnp.float32),
-            window_return_max=jnp.full((), -jnp.inf, jnp.float32),
+            floats=jnp.array([0.0, 0.0, 0.0, 0.0, inf, -inf], jnp.float32),
+            ints=jnp.array([0, -1, 0, 0], jnp.int32),
         )
 
     def on_step(
@@ -244,23 +279,30 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
         done = ctx.done
         length_f = length.astype(jnp.float32)
         a = self.ema_alpha
-        return_ema = jnp.where(s.completed, a * s.return_ema + (1.0 - a) * ret, ret)
+        completed = s.completed
+        return_ema = jnp.where(completed, a * s.return_ema + (1.0 - a) * ret, ret)
         length_ema = jnp.where(
-            s.completed, a * s.length_ema + (1.0 - a) * length_f, length_f
+            completed, a * s.length_ema + (1.0 - a) * length_f, length_f
         )
-        return EpisodeStatistics(
-            episode_return=jnp.where(done, 0.0, ret),
-            episode_length=jnp.where(done, 0, length),
-            completed=jnp.logical_or(s.completed, done),
-            return_ema=jnp.where(done, return_ema, s.return_ema),
-            length_ema=jnp.where(done, length_ema, s.length_ema),
-            window_iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
-            window_episodes=episodes + done.astype(jnp.int32),
-            window_return_sum=return_sum + jnp.where(done, ret, 0.0),
-            window_length_sum=length_sum + jnp.where(done, length, 0),
-            window_return_min=jnp.where(done, jnp.minimum(return_min, ret), return_min),
-            window_return_max=jnp.where(done, jnp.maximum(return_max, ret), return_max),
+        floats = jnp.stack(
+            [
+                jnp.where(done, 0.0, ret),
+                jnp.where(done, return_ema, s.return_ema),
+                jnp.where(done, length_ema, s.length_ema),
+                return_sum + jnp.where(done, ret, 0.0),
+                jnp.where(done, jnp.minimum(return_min, ret), return_min),
+                jnp.where(done, jnp.maximum(return_max, ret), return_max),
+            ]
         )
+        ints = jnp.stack(
+            [
+                jnp.where(done, 0, length),
+                jnp.asarray(ctx.iteration_count, jnp.int32),
+                episodes + done.astype(jnp.int32),
+                length_sum + jnp.where(done, length, 0),
+            ]
+        )
+        return EpisodeStatistics(floats=floats, ints=ints)
 
     def on_training_start(
         self,
