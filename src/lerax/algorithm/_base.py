@@ -113,6 +113,9 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
     - :meth:`update`: the update from one rollout;
     - :meth:`initial_training_log`: the names of its training statistics.
 
+    and may override :meth:`init_optimizer_state` when its update optimises
+    another representation of the parameters than the policy's array leaves.
+
     Each iteration collects ``num_steps`` steps from each of ``num_envs``
     parallel environments, then updates.
     """
