@@ -334,8 +334,19 @@ def _env_action(space: object, action: ArrayTree) -> ArrayTree:
     return action
 
 
-def _tree_where(pred: Bool[Array, ""], a: PyTree, b: PyTree) -> PyTree:
-    return jax.tree.map(lambda x, y: jnp.where(pred, x, y), a, b)
+def _batched_where(pred: Bool[Array, " batch"], a: PyTree, b: PyTree) -> PyTree:
+    """``a`` where ``pred`` else ``b``, per element of the leading axis."""
+
+    def pick(x: Array, y: Array) -> Array:
+        return jnp.where(pred.reshape(pred.shape + (1,) * (x.ndim - 1)), x, y)
+
+    return jax.tree.map(pick, a, b)
+
+
+def _like(reference: PyTree, tree: PyTree) -> PyTree:
+    """``tree`` with the dtypes of ``reference`` (so both branches of a
+    ``lax.cond`` agree even where one side produced weakly typed values)."""
+    return jax.tree.map(lambda r, x: jnp.asarray(x, r.dtype), reference, tree)
 
 
 _Carry: TypeAlias = tuple[Any, ...]
@@ -449,14 +460,10 @@ def _train(
             step_state: Any,
             step_timesteps: Int[Array, ""],
             keys: PRNGKey[Array, " 4"],
-        ) -> tuple[PyTree, ArrayTree, Any, tuple[Any, ...]]:
-            k_act, k_step, k_reset, cb_key = keys
+        ) -> tuple[PyTree, ArrayTree, Bool[Array, ""], Any, tuple[Any, ...]]:
+            k_act, k_step, _, cb_key = keys
             action, extras = algo.act(policy, obs, key=k_act)
             ts = env.step(env_state, _env_action(env.action_space, action), key=k_step)
-            reset_state, reset_obs = env.reset(key=k_reset)
-            done = ts.done
-            next_state = _tree_where(done, reset_state, ts.state)
-            next_obs = _tree_where(done, reset_obs, ts.observation)
             step_ctx = StepContext(
                 state=step_state,
                 env=env,
@@ -485,7 +492,7 @@ def _train(
                 ts.observation,
                 extras,
             )
-            return next_state, next_obs, step_state, record
+            return ts.state, ts.observation, ts.done, step_state, record
 
         def step(
             carry: tuple[PyTree, ArrayTree, Any],
@@ -494,9 +501,22 @@ def _train(
             env_states, observations, cb_step_state = carry
             t, step_keys = xs
             step_timesteps = timesteps + t * num_envs
-            env_states, observations, cb_step_state, record = jax.vmap(
+            stepped_states, stepped_obs, done, cb_step_state, record = jax.vmap(
                 one_env, in_axes=(0, 0, 0, None, 0)
             )(env_states, observations, cb_step_state, step_timesteps, step_keys)
+            # Automatic resets, drawn only at steps where an episode ended: a
+            # real branch for a single run (most steps skip the reset and its
+            # random draw); under vmap over runs both branches run, as before.
+            reset_keys = step_keys[:, 2]
+            stepped = (stepped_states, stepped_obs)
+            resets = jax.lax.cond(
+                jnp.any(done),
+                lambda: _like(
+                    stepped, jax.vmap(lambda k: env.reset(key=k))(reset_keys)
+                ),
+                lambda: stepped,
+            )
+            env_states, observations = _batched_where(done, resets, stepped)
             return (env_states, observations, cb_step_state), record
 
         (env_states, observations, cb_step_state), records = jax.lax.scan(
