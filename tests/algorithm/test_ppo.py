@@ -204,3 +204,19 @@ def test_train_vmaps_over_a_batch_of_policies() -> None:
             np.testing.assert_allclose(
                 np.asarray(g)[i], np.asarray(w), rtol=1e-5, atol=1e-6
             )
+
+
+def test_raw_uint32_key_trains_like_the_typed_key() -> None:
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+    raw = jr.PRNGKey(7)
+    a = algo.train(env, policy, 64, key=raw)
+    b = algo.train(env, policy, 64, key=jr.wrap_key_data(raw))
+    assert int(a.iterations) == 2
+    for x, y in zip(
+        jax.tree.leaves(eqx.filter(a.policy, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(b.policy, eqx.is_array)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

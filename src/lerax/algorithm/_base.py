@@ -373,6 +373,10 @@ def _train(
 ) -> TrainResult[Any, Any, Any]:
     num_envs, num_steps = algo.num_envs, algo.num_steps
     steps_per_iteration = num_envs * num_steps
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        # A raw uint32 key (`jax.random.PRNGKey`): the same key, typed, so the
+        # batches of keys below have one shape whatever the caller passed.
+        key = jr.wrap_key_data(key)
     # [env resets | train | callbacks: reset, start, end | callback step resets]
     run_keys = jr.split(key, 2 * num_envs + 4)
     reset_keys, train_key = run_keys[:num_envs], run_keys[num_envs]
