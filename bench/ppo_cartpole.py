@@ -89,8 +89,6 @@ Key = PRNGKeyArray
 Observation = Float[Array, " 4"]
 Action = Int[Array, ""]
 
-# --shard-seeds: split the seed axis of the vmapped runs over all devices.
-SHARD_SEEDS = [False]
 EVAL_EPISODES = 20
 EVAL_MAX_STEPS = 500
 SOLVED = 475.0
@@ -281,7 +279,9 @@ class Trainer(Generic[R]):
     steps_per_run: int
 
 
-def lerax_trainer(settings: Settings, total_timesteps: int) -> Trainer[Any]:
+def lerax_trainer(
+    settings: Settings, total_timesteps: int, shard: bool = False
+) -> Trainer[Any]:
     """Lerax as a user calls it: build the policy, then ``algo.train``."""
     if settings.activation != "tanh":
         raise ValueError(f"Lerax contenders use tanh, got {settings.activation!r}")
@@ -319,7 +319,7 @@ def lerax_trainer(settings: Settings, total_timesteps: int) -> Trainer[Any]:
         policies = [MLPActorCriticPolicy(env=env, key=k[0]) for k in splits]
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *policies)
         train_keys = jnp.stack([k[1] for k in splits])
-        if SHARD_SEEDS[0]:
+        if shard:
             stacked, train_keys = shard_seeds((stacked, train_keys))
         trained: MLPActorCriticPolicy[Any] = train_seeds(stacked, train_keys)
         return trained
@@ -446,7 +446,9 @@ def check_rejax_defaults() -> None:
         raise RuntimeError(f"rejax defaults differ from REJAX_DEFAULT: {wrong}")
 
 
-def rejax_trainer(settings: Settings, total_timesteps: int) -> Trainer[Any]:
+def rejax_trainer(
+    settings: Settings, total_timesteps: int, shard: bool = False
+) -> Trainer[Any]:
     """rejax as its README shows: ``jax.jit(algo.train)``, ``jax.jit(jax.vmap(...))``."""
     if settings == REJAX_DEFAULT:
         rejax = importlib.import_module("rejax")
@@ -479,7 +481,7 @@ def rejax_trainer(settings: Settings, total_timesteps: int) -> Trainer[Any]:
     many = jax.jit(jax.vmap(run_one))
 
     def run_seeds(keys: Key) -> Any:
-        return many(shard_seeds(keys) if SHARD_SEEDS[0] else keys)
+        return many(shard_seeds(keys) if shard else keys)
 
     return Trainer(
         run=jax.jit(run_one),
@@ -491,10 +493,13 @@ def rejax_trainer(settings: Settings, total_timesteps: int) -> Trainer[Any]:
     )
 
 
-def make_trainer(contender: Contender, total_timesteps: int) -> Trainer[Any]:
+def make_trainer(
+    contender: Contender, total_timesteps: int, shard: bool = False
+) -> Trainer[Any]:
+    """``shard``: split the seed axis of ``run_seeds`` over all devices."""
     if contender.library == "Lerax":
-        return lerax_trainer(contender.settings, total_timesteps)
-    return rejax_trainer(contender.settings, total_timesteps)
+        return lerax_trainer(contender.settings, total_timesteps, shard)
+    return rejax_trainer(contender.settings, total_timesteps, shard)
 
 
 # ---------------------------------------------------------------- timing
@@ -770,7 +775,6 @@ def main() -> None:
         "--json", default="/tmp/ppo_cartpole.json", help="raw first-call results"
     )
     args = parser.parse_args()
-    SHARD_SEEDS[0] = args.shard_seeds
 
     if args.worker is not None:
         result = worker(args.worker, args.timesteps, args.seeds)
@@ -826,7 +830,9 @@ def main() -> None:
         if "steady" in args.phases:
             needed |= {n for pair in PAIRS for n in pair[:2]}
         for name in sorted(needed):
-            trainers[name] = make_trainer(all_contenders[name], budget)
+            trainers[name] = make_trainer(
+                all_contenders[name], budget, args.shard_seeds
+            )
             t, _ = timed(trainers[name].run, seed_key(0))
             print(f"  compiled {name}: first call {t:.2f}s", flush=True)
 

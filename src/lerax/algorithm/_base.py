@@ -343,12 +343,6 @@ def _batched_where(pred: Bool[Array, " batch"], a: PyTree, b: PyTree) -> PyTree:
     return jax.tree.map(pick, a, b)
 
 
-def _like(reference: PyTree, tree: PyTree) -> PyTree:
-    """``tree`` with the dtypes of ``reference`` (so both branches of a
-    ``lax.cond`` agree even where one side produced weakly typed values)."""
-    return jax.tree.map(lambda r, x: jnp.asarray(x, r.dtype), reference, tree)
-
-
 _Carry: TypeAlias = tuple[Any, ...]
 
 # Every key of a run comes from a few `jr.split` calls with fixed shapes: one
@@ -515,9 +509,7 @@ def _train(
             stepped = (stepped_states, stepped_obs)
             resets = jax.lax.cond(
                 jnp.any(done),
-                lambda: _like(
-                    stepped, jax.vmap(lambda k: env.reset(key=k))(reset_keys)
-                ),
+                lambda: jax.vmap(lambda k: env.reset(key=k))(reset_keys),
                 lambda: stepped,
             )
             env_states, observations = _batched_where(done, resets, stepped)

@@ -1,5 +1,6 @@
 """A multilayer-perceptron actor-critic policy."""
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar, final, runtime_checkable
@@ -55,15 +56,16 @@ class _Linear(eqx.Module):
         return x @ self.weight + self.bias
 
 
-def _orthogonal_layers_impl(
+@functools.partial(jax.jit, static_argnames=("shapes", "gains"))
+def _orthogonal_layers(
     key: Key, shapes: tuple[tuple[int, int], ...], gains: tuple[float, ...]
 ) -> tuple[_Linear, ...]:
     """Layers with orthogonal weights times their gains and zero biases, one per
     ``(out, in)`` shape (stored transposed, see :class:`_Linear`).
 
-    As ``torch.nn.init.orthogonal_`` (Stable-Baselines3, CleanRL): a weight has
-    orthonormal rows when ``out <= in`` and orthonormal columns otherwise. Each
-    weight is the first ``min(out, in)`` columns (transposed when ``out < in``)
+    As ``torch.nn.init.orthogonal_`` (Stable-Baselines3, CleanRL): an
+    ``(out, in)`` weight has orthonormal rows when ``out <= in`` and orthonormal
+    columns otherwise. Each weight is made of the first ``min(out, in)`` columns
     of its own Haar-random ``n x n`` orthogonal matrix, ``n = max(out, in)``;
     those columns are Haar-distributed with orthonormal columns. All matrices
     come from one Gaussian draw, and those of one size from one batched QR, in
@@ -77,7 +79,7 @@ def _orthogonal_layers_impl(
     # than a batched or multi-dimensional one.
     total = sum(len(g) * n * n for n, g in zip(sizes, groups, strict=True))
     gaussian = jr.normal(key, (total,), jnp.float32)
-    weights: list[Float[Array, "o i"] | None] = [None] * len(shapes)
+    layers: dict[int, _Linear] = {}
     offset = 0
     for n, members in zip(sizes, groups, strict=True):
         count = len(members) * n * n
@@ -88,19 +90,11 @@ def _orthogonal_layers_impl(
         q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
         for b, j in enumerate(members):
             out_size, in_size = shapes[j]
-            columns = q[b, :, : min(out_size, in_size)]
-            weight = columns.T if out_size < in_size else columns
-            weights[j] = gains[j] * weight
-    return tuple(
-        _Linear(w.T, jnp.zeros((w.shape[0],), jnp.float32))
-        for w in weights
-        if w is not None
-    )
-
-
-_orthogonal_layers = jax.jit(
-    _orthogonal_layers_impl, static_argnames=("shapes", "gains")
-)
+            columns = q[b, :, : min(out_size, in_size)]  # (max, min)
+            stored = columns if out_size < in_size else columns.T  # (in, out)
+            bias = jnp.zeros((out_size,), jnp.float32)
+            layers[j] = _Linear(gains[j] * stored, bias)
+    return tuple(layers[j] for j in range(len(shapes)))
 
 
 @final
@@ -222,15 +216,15 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
             _POLICY_GAIN,
             _VALUE_GAIN,
         )
-        weights = _orthogonal_layers(key, shapes, gains)
+        layers = _orthogonal_layers(key, shapes, gains)
         depth = len(torso_shapes)
         self.observation_space = observation_space
         self.action_space = action_space
-        self.actor_torso = _Torso(weights[:depth], activation)
+        self.actor_torso = _Torso(layers[:depth], activation)
         self.critic_torso = (
-            None if shared else _Torso(weights[depth : 2 * depth], activation)
+            None if shared else _Torso(layers[depth : 2 * depth], activation)
         )
-        self.action_head, self.value_head = weights[-2], weights[-1]
+        self.action_head, self.value_head = layers[-2], layers[-1]
         self.log_std = (
             jnp.full((action_size,), log_std_init, jnp.float32)
             if isinstance(action_space, Box)
