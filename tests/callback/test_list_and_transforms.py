@@ -15,6 +15,7 @@ from lerax.callback import (
     EmptyCallback,
     EmptyCallbackState,
     EmptyCallbackStepState,
+    num_runs,
     run_index,
 )
 
@@ -158,6 +159,32 @@ def test_run_index() -> None:
     # unbatched anchors give 0 even under vmap
     out = jax.vmap(lambda x: run_index(jnp.zeros(2)) + 0 * x)(jnp.zeros(3, jnp.int32))
     np.testing.assert_array_equal(out, [0, 0, 0])
+
+
+def test_run_index_counts_every_vmapped_axis() -> None:
+    def index_and_count(x: jax.Array) -> jax.Array:
+        index = run_index(x)
+        return jnp.stack([index, num_runs(index)])
+
+    # vmap(vmap) over a 2 x 3 batch: row-major index over both axes, 6 runs.
+    nested = jax.jit(jax.vmap(jax.vmap(index_and_count)))(jnp.zeros((2, 3)))
+    np.testing.assert_array_equal(nested[..., 0], [[0, 1, 2], [3, 4, 5]])
+    np.testing.assert_array_equal(nested[..., 1], np.full((2, 3), 6))
+    # An axis that does not batch the anchor does not count.
+    outer_only = jax.vmap(jax.vmap(index_and_count, in_axes=None, axis_size=2))(
+        jnp.zeros((3, 2))
+    )
+    np.testing.assert_array_equal(outer_only[..., 0], [[0, 0], [1, 1], [2, 2]])
+    np.testing.assert_array_equal(outer_only[..., 1], np.full((3, 2), 3))
+    inner_only = jax.vmap(jax.vmap(index_and_count), in_axes=None, axis_size=2)(
+        jnp.zeros(4)
+    )
+    np.testing.assert_array_equal(inner_only[..., 0], [[0, 1, 2, 3]] * 2)
+    np.testing.assert_array_equal(inner_only[..., 1], np.full((2, 4), 4))
+    # A key anchor (typed keys) works like any other array.
+    keys = jax.random.split(jax.random.key(0), 5)
+    np.testing.assert_array_equal(jax.vmap(run_index)(keys), np.arange(5))
+    assert int(num_runs(run_index(keys[0]))) == 1
 
 
 def test_vmap_over_a_batch_of_states_equals_each_state() -> None:

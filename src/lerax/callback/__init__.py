@@ -25,4 +25,5 @@ from ._logging_jsonl import JSONLBackend as JSONLBackend
 from ._logging_tensorboard import TensorBoardBackend as TensorBoardBackend
 from ._logging_wandb import WandbBackend as WandbBackend
 from ._progress import ProgressBarCallback as ProgressBarCallback
+from ._run_index import num_runs as num_runs
 from ._run_index import run_index as run_index

@@ -21,17 +21,9 @@ from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ._base import AbstractCallback, EmptyCallbackState
 from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._host_call import host_call
 from ._logging_backend import AbstractLoggingBackend, HParamValue
-from ._logging_host import (
-    any_run,
-    as_floats,
-    as_ints,
-    lookup,
-    num_runs,
-    register,
-    registered,
-    release,
-)
+from ._logging_host import any_run, lookup, register, registered, release
 from ._logging_session import HostLogger, Record, StartInfo
 
 AnyEnv = AbstractEnv[Any, Any, Any]
@@ -143,15 +135,16 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
     algorithm, environment and policy (``algorithm/num_envs``, ``env/gravity``,
     ...), plus ``hparams``.
 
-    Data leaves the compiled program through ordered ``jax.debug.callback``
-    calls, once per logged iteration, gated by ``lax.cond`` so other iterations
-    pay nothing; the training loop never leaves the compiled program. Host
+    Data leaves the compiled program through ordered host calls, once per
+    logged iteration (one call for all vmapped runs), gated by ``lax.cond`` so
+    other iterations pay nothing; the training loop never leaves the compiled program. Host
     objects stay out of the traced structure (the callback holds an id), so a
     new ``LoggingCallback`` with the same ``log_every``/``ema_alpha`` (and
     ``env``/``policy`` types) reuses the compiled program.
 
     Under ``eqx.filter_vmap`` over seeds every record carries its run index
-    (``ctx.run_index``) and backends keep runs apart (TensorBoard: one
+    (its position in the vmapped batch; under nested vmaps, the row-major
+    position over all of them) and backends keep runs apart (TensorBoard: one
     sub-directory per run, JSONL: a ``"run"`` field, W&B: one run each in a
     shared group, console: a bar and a column per run).
 
@@ -334,16 +327,15 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
             static_hparams=tuple(static.items()),
             dynamic_hparams=tuple(dynamic_names),
         )
-        ints = jnp.stack(
-            [self.logger_id, ctx.run_index, num_runs(ctx.run_index)]
-        ).astype(jnp.int32)
         floats = (
             jnp.stack(dynamic_values)
             if dynamic_values
             else jnp.zeros((0,), jnp.float32)
         )
-        jax.debug.callback(
-            functools.partial(_host_start, start), ints, floats, ordered=True
+        host_call(
+            functools.partial(_host_start, start),
+            [self.logger_id, floats],
+            ctx.run_index,
         )
         return ctx.state
 
@@ -398,7 +390,6 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
         ints = jnp.stack(
             [
                 self.logger_id,
-                ctx.run_index,
                 should_log.astype(jnp.int32),
                 iteration,
                 ctx.num_timesteps,
@@ -415,7 +406,7 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
         host = functools.partial(_host_iteration, tuple(names))
 
         def send() -> None:
-            jax.debug.callback(host, packed, ordered=True)
+            host_call(host, [packed], ctx.run_index)
 
         def skip() -> None:
             return None
@@ -431,9 +422,9 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
     ) -> EmptyCallbackState:
         """Tell the backends this run's ``learn`` call ended."""
         ints = jnp.stack(
-            [self.logger_id, ctx.run_index, ctx.iteration_count, ctx.num_timesteps]
+            [self.logger_id, ctx.iteration_count, ctx.num_timesteps]
         ).astype(jnp.int32)
-        jax.debug.callback(_host_end, ints, ordered=True)
+        host_call(_host_end, [ints], ctx.run_index)
         return ctx.state
 
     # -- host side ------------------------------------------------------------
@@ -554,32 +545,49 @@ def _collect_hparams(
             dynamic_values.append(jnp.asarray(value, jnp.float32))
 
 
-def _host_start(info: StartInfo, ints: jax.Array, floats: jax.Array) -> None:
-    logger_id, run_index, runs = as_ints(ints)
-    dynamic: dict[str, HParamValue] = dict(
-        zip(info.dynamic_hparams, as_floats(floats), strict=True)
-    )
-    lookup(logger_id, HostLogger).start(info, run_index, runs, dynamic)
+def _host_start(
+    info: StartInfo,
+    rows: tuple[npt.NDArray[Any], ...],
+    run_indices: list[int],
+    runs: int,
+) -> None:
+    ids, floats = rows
+    for logger_id, values, run_index in zip(
+        ids.tolist(), floats.tolist(), run_indices, strict=True
+    ):
+        dynamic: dict[str, HParamValue] = dict(
+            zip(info.dynamic_hparams, values, strict=True)
+        )
+        lookup(logger_id, HostLogger).start(info, run_index, runs, dynamic)
 
 
-_HEADER = 8  # the int32 fields in front of the floats in an iteration record
+_HEADER = 7  # the int32 fields in front of the floats in an iteration record
 
 
-def _host_iteration(names: tuple[str, ...], packed: jax.Array) -> None:
+def _host_iteration(
+    names: tuple[str, ...],
+    rows: tuple[npt.NDArray[Any], ...],
+    run_indices: list[int],
+    runs: int,
+) -> None:
     """The per-iteration host call: as little as possible, since the compiled
-    program waits for it; the writer thread decodes the record."""
-    data: npt.NDArray[np.int32] = np.asarray(packed)
-    if not data[2]:  # should_log
-        return
+    program waits for it; the writer thread decodes the records."""
+    (data,) = rows
     clock = time.perf_counter()
-    host = lookup(int(data[0]), HostLogger)
-    host.log(clock, functools.partial(_decode_iteration, names, data))
+    for row, run_index in zip(data, run_indices, strict=True):
+        if not row[1]:  # should_log
+            continue
+        host = lookup(int(row[0]), HostLogger)
+        # A copy: XLA reuses the buffer the row views once the call returns.
+        record = np.array(row, np.int32)
+        host.log(clock, functools.partial(_decode_iteration, names, run_index, record))
 
 
-def _decode_iteration(names: tuple[str, ...], data: npt.NDArray[np.int32]) -> Record:
+def _decode_iteration(
+    names: tuple[str, ...], run_index: int, data: npt.NDArray[np.int32]
+) -> Record:
     (
         _,
-        run_index,
         _,
         iteration,
         timesteps,
@@ -617,9 +625,14 @@ _ROLLOUT_ORDER = (
 )
 
 
-def _host_end(ints: jax.Array) -> None:
-    logger_id, run_index, iteration, timesteps = as_ints(ints)
-    lookup(logger_id, HostLogger).end(run_index, iteration, timesteps)
+def _host_end(
+    rows: tuple[npt.NDArray[Any], ...], run_indices: list[int], runs: int
+) -> None:
+    (ints,) = rows
+    for (logger_id, iteration, timesteps), run_index in zip(
+        ints.tolist(), run_indices, strict=True
+    ):
+        lookup(logger_id, HostLogger).end(run_index, iteration, timesteps)
 
 
 @atexit.register

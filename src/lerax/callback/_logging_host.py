@@ -16,7 +16,7 @@ from typing import TypeVar
 import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
-from jaxtyping import Array, Bool, Int
+from jaxtyping import Array, Bool
 
 T = TypeVar("T")
 
@@ -86,28 +86,6 @@ def any_run(flag: Bool[Array, ""]) -> Bool[Array, ""]:
     receives each run's own ``flag`` and skips the runs for which it is false.
     """
     out: Bool[Array, ""] = jnp.asarray(_any_run(flag))
-    return out
-
-
-@custom_vmap
-def _num_runs(run_index: Int[Array, ""]) -> Int[Array, ""]:
-    return jnp.ones((), jnp.int32)
-
-
-@_num_runs.def_vmap
-def _num_runs_vmap(
-    axis_size: int, in_batched: Sequence[bool], run_index: Int[Array, "..."]
-) -> tuple[Int[Array, ""], bool]:
-    if in_batched[0]:
-        return jnp.asarray(axis_size, jnp.int32), False
-    return _num_runs(run_index), False
-
-
-def num_runs(run_index: Int[Array, ""]) -> Int[Array, ""]:
-    """How many runs ``run_index`` (``ctx.run_index``) counts: 1 for a single
-    run, the size of the vmapped axis that batches it otherwise (an unbatched
-    value)."""
-    out: Int[Array, ""] = jnp.asarray(_num_runs(run_index))
     return out
 
 

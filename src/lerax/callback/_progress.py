@@ -3,8 +3,8 @@
 import threading
 from typing import Any, final
 
-import jax
 import jax.numpy as jnp
+import numpy.typing as npt
 from jaxtyping import Array, Int
 from rich.console import Console
 from rich.progress import (
@@ -25,7 +25,8 @@ from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ._base import AbstractCallback, EmptyCallbackState, EmptyCallbackStepState
 from ._context import IterationContext, TrainingContext
-from ._logging_host import as_ints, lookup, num_runs, register
+from ._host_call import host_call
+from ._logging_host import lookup, register
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
@@ -87,10 +88,7 @@ class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStep
         total = algorithm.num_iterations(ctx.total_timesteps) * (
             algorithm.steps_per_iteration
         )
-        ints = jnp.stack(
-            [self.progress_id, ctx.run_index, num_runs(ctx.run_index)]
-        ).astype(jnp.int32)
-        jax.debug.callback(_ProgressStart(total), ints, ordered=True)
+        host_call(_ProgressStart(total), [self.progress_id], ctx.run_index)
         return ctx.state
 
     def on_iteration(self, ctx: _IterCtx, *, key: Key) -> EmptyCallbackState:
@@ -98,20 +96,17 @@ class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStep
         ints = jnp.stack(
             [
                 self.progress_id,
-                ctx.run_index,
                 ctx.num_timesteps,
                 ctx.active.astype(jnp.int32),
             ]
         ).astype(jnp.int32)
-        jax.debug.callback(_progress_update, ints, ordered=True)
+        host_call(_progress_update, [ints], ctx.run_index)
         return ctx.state
 
     def on_training_end(self, ctx: _Ctx, *, key: Key) -> EmptyCallbackState:
         """Complete this run's bar; close the display after the last run."""
-        ints = jnp.stack([self.progress_id, ctx.run_index, ctx.num_timesteps]).astype(
-            jnp.int32
-        )
-        jax.debug.callback(_progress_end, ints, ordered=True)
+        ints = jnp.stack([self.progress_id, ctx.num_timesteps]).astype(jnp.int32)
+        host_call(_progress_end, [ints], ctx.run_index)
         return ctx.state
 
 
@@ -217,17 +212,30 @@ class _ProgressStart:
     def __init__(self, total: int):
         self.total = total
 
-    def __call__(self, ints: jax.Array) -> None:
-        progress_id, run_index, runs = as_ints(ints)
-        lookup(progress_id, _HostProgress).start(run_index, runs, self.total)
+    def __call__(
+        self, rows: tuple[npt.NDArray[Any], ...], run_indices: list[int], runs: int
+    ) -> None:
+        (ids,) = rows
+        for progress_id, run_index in zip(ids.tolist(), run_indices, strict=True):
+            lookup(progress_id, _HostProgress).start(run_index, runs, self.total)
 
 
-def _progress_update(ints: jax.Array) -> None:
-    progress_id, run_index, timesteps, active = as_ints(ints)
-    if active:  # not a vmapped run that stopped early while others go on
-        lookup(progress_id, _HostProgress).update(run_index, timesteps)
+def _progress_update(
+    rows: tuple[npt.NDArray[Any], ...], run_indices: list[int], runs: int
+) -> None:
+    (ints,) = rows
+    for (progress_id, timesteps, active), run_index in zip(
+        ints.tolist(), run_indices, strict=True
+    ):
+        if active:  # not a vmapped run that stopped early while others go on
+            lookup(progress_id, _HostProgress).update(run_index, timesteps)
 
 
-def _progress_end(ints: jax.Array) -> None:
-    progress_id, run_index, timesteps = as_ints(ints)
-    lookup(progress_id, _HostProgress).end(run_index, timesteps)
+def _progress_end(
+    rows: tuple[npt.NDArray[Any], ...], run_indices: list[int], runs: int
+) -> None:
+    (ints,) = rows
+    for (progress_id, timesteps), run_index in zip(
+        ints.tolist(), run_indices, strict=True
+    ):
+        lookup(progress_id, _HostProgress).end(run_index, timesteps)

@@ -1,0 +1,164 @@
+"""Ordered host calls that receive every vmapped run's data in one call.
+
+``jax.debug.callback`` has two costs that matter to a callback called once per
+training iteration: it turns each operand into a device array on the host
+(``device_put``, which on a CPU backend hands the copy to another thread and
+waits for it: 0.1-0.3 ms per call on the 2-core benchmark machine), and under
+``vmap`` it calls the host once per run. ``host_call`` binds a primitive of
+its own instead: the host function gets NumPy views of the operands as XLA
+hands them over, and under ``vmap`` (nested or not) it is called once with
+one row per run, each with the run's ``ctx.run_index``. It carries JAX's
+ordered debug effect, so calls keep their program order like
+``jax.debug.callback(..., ordered=True)``.
+
+The primitive uses JAX internals (``jax._src``) that JAX does not promise to
+keep. If they are missing (or ``LERAX_NO_JAX_INTERNALS=1`` is set when Lerax
+is imported), ``host_call`` falls back to an ordered ``jax.debug.callback``,
+called once per run with one row.
+"""
+
+import functools
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpy.typing as npt
+from jaxtyping import Array, Int
+
+from ._run_index import num_runs
+
+#: ``fn(rows, run_indices, runs)``: ``rows`` holds each operand with a leading
+#: axis of one row per run in this call, ``run_indices`` the index of each
+#: row's run and ``runs`` how many runs there are in all.
+HostFn = Callable[[tuple[npt.NDArray[Any], ...], list[int], int], None]
+
+
+def _call_rows(fn: HostFn, nbatch: int, *arrays: npt.NDArray[Any]) -> None:
+    """Flatten the ``nbatch`` leading (vmapped) axes into one row axis; the
+    last two operands are the run index and the number of runs."""
+    rows = math.prod(arrays[0].shape[:nbatch])
+    *operands, index, total = (
+        np.asarray(a).reshape((rows, *a.shape[nbatch:])) for a in arrays
+    )
+    fn(tuple(operands), index.tolist(), int(total[0]))
+
+
+def _portable_call(fn: HostFn, *args: jax.Array) -> None:
+    *operands, index, total = (np.asarray(a) for a in args)
+    fn(tuple(a[None] for a in operands), [int(index)], int(total))
+
+
+def _portable(fn: HostFn, operands: Sequence[Array], run_index: Int[Array, ""]) -> None:
+    jax.debug.callback(
+        functools.partial(_portable_call, fn),
+        *operands,
+        run_index,
+        num_runs(run_index),
+        ordered=True,
+    )
+
+
+def _build_primitive() -> Callable[[HostFn, Sequence[Array]], None] | None:
+    """The host-call primitive, or None where this JAX lacks what it needs."""
+    if os.environ.get("LERAX_NO_JAX_INTERNALS", "") not in ("", "0"):
+        return None
+    try:
+        from jax._src import callback as jax_callback
+        from jax._src import core, debugging
+        from jax._src.interpreters import ad, batching, mlir
+
+        effect = debugging.ordered_debug_effect
+        emit = jax_callback.emit_python_callback
+        # Any: these internals are partly unannotated.
+        primitive: Any = core.Primitive("lerax_host_call")
+    except (ImportError, AttributeError):
+        return None
+    primitive.multiple_results = True
+
+    def impl(*args: Any, callback: HostFn, nbatch: int) -> list[Any]:
+        _call_rows(callback, nbatch, *(np.asarray(a) for a in args))
+        return []
+
+    def abstract_eval(
+        *avals: Any, callback: HostFn, nbatch: int
+    ) -> tuple[list[Any], set[Any]]:
+        return [], {effect}
+
+    def batch(
+        args: Sequence[Any], dims: Sequence[int | None], **params: Any
+    ) -> tuple[list[Any], list[Any]]:
+        size = next(
+            a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None
+        )
+        moved = [
+            jnp.broadcast_to(a, (size, *a.shape))
+            if d is None
+            else jnp.moveaxis(a, d, 0)
+            for a, d in zip(args, dims, strict=True)
+        ]
+        primitive.bind(*moved, callback=params["callback"], nbatch=params["nbatch"] + 1)
+        return [], []
+
+    def jvp(
+        primals: Sequence[Any], tangents: Sequence[Any], **params: Any
+    ) -> tuple[list[Any], list[Any]]:
+        primitive.bind(*primals, **params)
+        return [], []
+
+    def lower(ctx: Any, *args: Any, callback: HostFn, nbatch: int) -> Any:
+        def on_host(*arrays: npt.NDArray[Any]) -> tuple[()]:
+            _call_rows(callback, nbatch, *arrays)
+            return ()
+
+        token = ctx.tokens_in.get(effect)
+        result, token, _ = emit(
+            ctx,
+            on_host,
+            token,
+            list(args),
+            ctx.avals_in,
+            ctx.avals_out,
+            has_side_effect=True,
+        )
+        tokens = mlir.TokenSet({effect: token})
+        update = getattr(ctx.tokens_in, "update_tokens", None)
+        ctx.set_tokens_out(update(tokens) if update is not None else tokens)
+        return result
+
+    try:
+        primitive.def_impl(impl)
+        primitive.def_effectful_abstract_eval(abstract_eval)
+        batching.primitive_batchers[primitive] = batch
+        ad.primitive_jvps[primitive] = jvp
+        mlir.register_lowering(primitive, lower, platform="cpu")
+        mlir.register_lowering(primitive, lower, platform="cuda")
+        mlir.register_lowering(primitive, lower, platform="rocm")
+    except (AttributeError, TypeError, NotImplementedError):
+        return None
+
+    def bind(fn: HostFn, operands: Sequence[Array]) -> None:
+        primitive.bind(*operands, callback=fn, nbatch=0)
+
+    return bind
+
+
+_bind = _build_primitive()
+
+
+def fast_host_calls() -> bool:
+    """Whether ``host_call`` uses its own primitive (else ``jax.debug.callback``)."""
+    return _bind is not None
+
+
+def host_call(fn: HostFn, operands: Sequence[Array], run_index: Int[Array, ""]) -> None:
+    """Call ``fn(rows, run_indices, runs)`` on the host, ordered, when the
+    compiled program gets here; see the module docstring. ``run_index`` is
+    the context's ``run_index``, used only by the portable fallback."""
+    if _bind is not None and jax.default_backend() in ("cpu", "gpu"):
+        _bind(fn, [*operands, run_index, num_runs(run_index)])
+    else:
+        _portable(fn, operands, run_index)
