@@ -4,8 +4,9 @@ The compiled program blocks while a host callback runs, and every callback
 needs the GIL, so the per-iteration host call does almost nothing: it stamps
 the wall clock and appends the raw record to a queue. One writer thread per
 logger does the rest (decoding, step offsets, rates, the backend calls) in
-order, right after each record (while the program computes the next
-iteration, so it rarely holds the GIL when the next host call comes), and
+order, in batches at most every ``BATCH_SECONDS`` (each wake-up of the
+writer costs the training thread a little on a small machine; a batch is
+short, so it rarely holds the GIL when the next host call comes), and
 flushes the backends at most every ``FLUSH_SECONDS``. The training loop thus
 never waits for disk or network, except at the end of each ``learn`` call,
 when the queue is drained and flushed so that everything logged is on disk
@@ -29,6 +30,10 @@ Task = Callable[[], None]
 FLUSH_SECONDS = 0.25
 """The writer flushes the backends at most this often (and whenever someone
 drains: at the end of every ``learn`` call and at ``close()``)."""
+
+BATCH_SECONDS = 0.05
+"""After a batch, the writer lets records gather this long before the next
+(the first record after a pause is written at once)."""
 
 
 @final
@@ -99,7 +104,7 @@ class HostLogger:
         self._submitted = 0  # tasks queued so far
         self._completed = 0  # tasks the writer has finished (run or skipped)
         self._flushed = 0  # tasks finished before the last flush
-        self._idle = False  # the writer waits for a first task
+        self._idle = False  # the writer sleeps until a first task comes
         self._draining = 0  # callers waiting in drain()
         self._stop = False
         self._error: BaseException | None = None
@@ -238,23 +243,32 @@ class HostLogger:
         cond = self._cond
         dirty = False  # written since the last flush
         last_flush = time.monotonic()
+        last_batch = -math.inf
         while True:
             with cond:
-                self._idle = True
-                while not self._tasks and not self._stop:
-                    if not dirty:
+                while not self._stop:
+                    now = time.monotonic()
+                    if self._tasks:
+                        # Gather tasks for up to BATCH_SECONDS after the last
+                        # batch: one wake-up per batch, not one per record
+                        # (each costs the training thread on a small machine).
+                        left = last_batch + BATCH_SECONDS - now
+                    elif dirty:
+                        left = last_flush + FLUSH_SECONDS - now
+                    else:
+                        self._idle = True
                         cond.wait()
+                        self._idle = False
                         continue
-                    left = last_flush + FLUSH_SECONDS - time.monotonic()
-                    if self._draining or left <= 0:
+                    if left <= 0 or self._draining:
                         break
                     cond.wait(left)
-                self._idle = False
                 if not self._tasks and not dirty:
                     return  # stopped, nothing left
                 batch = list(self._tasks)
                 self._tasks.clear()
                 urgent = self._stop or self._draining > 0
+            last_batch = time.monotonic()
             failed: BaseException | None = None
             for task in batch:
                 if self._error is None and failed is None:
