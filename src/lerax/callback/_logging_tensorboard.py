@@ -1,11 +1,16 @@
 """TensorBoardBackend: scalars and hyperparameters for TensorBoard (tensorboardX)."""
 
+import itertools
 import math
 import os
+import socket
+import struct
+import time
 from collections.abc import Mapping
-from typing import final
+from typing import BinaryIO, final
 
-from tensorboardX import SummaryWriter
+import google_crc32c
+from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import hparams as hparams_summaries
 
@@ -55,7 +60,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
             self.log_dir = check_writable_dir("TensorBoardBackend", "log_dir", log_dir)
         self._base: str | None = None
         self._num_runs = 1
-        self._writers: dict[int, SummaryWriter] = {}
+        self._writers: dict[int, _EventFile] = {}
         self._closed = False
 
     def run_dir(self, run_index: int) -> str:
@@ -76,31 +81,28 @@ class TensorBoardBackend(AbstractLoggingBackend):
                 self._base = _fresh_dir(os.path.join("runs", run.name))
             self._num_runs = run.num_runs
 
-    def _writer(self, run_index: int) -> SummaryWriter:
+    def _writer(self, run_index: int) -> "_EventFile":
+        if self._closed:
+            raise RuntimeError("TensorBoardBackend is closed")
         writer = self._writers.get(run_index)
         if writer is None:
-            writer = SummaryWriter(logdir=self.run_dir(run_index), flush_secs=10)
+            writer = _EventFile(self.run_dir(run_index))
             self._writers[run_index] = writer
         return writer
 
     def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
-        file_writer = self._writer(run_index).file_writer
-        if file_writer is None:
-            raise RuntimeError("TensorBoardBackend: the event writer is closed")
+        writer = self._writer(run_index)
         metrics = {name: math.nan for name in _HPARAM_METRICS}
         for summary in hparams_summaries(dict(hparams), metrics):
-            file_writer.add_summary(summary)
+            writer.write(summary, None)
 
     def log_scalars(
         self, scalars: Mapping[str, float], step: int, run_index: int
     ) -> None:
-        file_writer = self._writer(run_index).file_writer
-        if file_writer is None:
-            raise RuntimeError("TensorBoardBackend: the event writer is closed")
         # One event per record (not one per scalar): what add_scalar would
         # write, at a fraction of the cost.
         values = [Summary.Value(tag=k, simple_value=v) for k, v in scalars.items()]
-        file_writer.add_summary(Summary(value=values), step)
+        self._writer(run_index).write(Summary(value=values), step)
 
     def finish(self, run_index: int) -> None:
         writer = self._writers.get(run_index)
@@ -125,6 +127,59 @@ _HPARAM_METRICS = (
     "rollout/ep_length_ema",
     "train/loss",
 )
+
+
+_file_numbers = itertools.count()
+
+
+@final
+class _EventFile:
+    """One TensorBoard event file, written synchronously.
+
+    The logger's writer thread already keeps I/O off the training thread;
+    tensorboardX's ``SummaryWriter`` would add a thread of its own (one more
+    wake-up per record) and check-sum records in pure Python. Records are
+    TFRecords (length, masked CRC32C of the length, the serialized ``Event``,
+    masked CRC32C of it), the format TensorBoard reads.
+    """
+
+    def __init__(self, log_dir: str):
+        os.makedirs(log_dir, exist_ok=True)
+        name = (
+            f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
+            f".{os.getpid()}.{next(_file_numbers)}"
+        )
+        self.path = os.path.join(log_dir, name)
+        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115  # closed in close()
+        self._record(Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def write(self, summary: Summary, step: int | None) -> None:
+        event = Event(wall_time=time.time(), summary=summary)
+        if step is not None:
+            event.step = step
+        self._record(event)
+
+    def _record(self, event: Event) -> None:
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self._file.write(
+            header
+            + struct.pack("<I", _masked_crc(header))
+            + data
+            + struct.pack("<I", _masked_crc(data))
+        )
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _masked_crc(data: bytes) -> int:
+    """TFRecord's masked CRC32C."""
+    crc = int(google_crc32c.value(data))
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def _fresh_dir(path: str) -> str:
