@@ -149,15 +149,11 @@ def _build_primitive() -> Callable[[HostFn, Sequence[Array]], None] | None:
 _bind = _build_primitive()
 
 
-def fast_host_calls() -> bool:
-    """Whether ``host_call`` uses its own primitive (else ``jax.debug.callback``)."""
-    return _bind is not None
-
-
 def host_call(fn: HostFn, operands: Sequence[Array], run_index: Int[Array, ""]) -> None:
     """Call ``fn(rows, run_indices, runs)`` on the host, ordered, when the
     compiled program gets here; see the module docstring. ``run_index`` is
-    the context's ``run_index``, used only by the portable fallback."""
+    the context's ``run_index``: it travels with the operands, so the call is
+    batched along every vmapped axis that separates runs."""
     if _bind is not None and jax.default_backend() in ("cpu", "gpu"):
         _bind(fn, [*operands, run_index, num_runs(run_index)])
     else:
