@@ -220,3 +220,26 @@ def test_raw_uint32_key_trains_like_the_typed_key() -> None:
         strict=True,
     ):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_infinite_max_grad_norm_skips_clipping_without_changing_updates() -> None:
+    """``max_grad_norm=inf`` drops the clip (no norm is computed); the updates
+    equal those of a finite bound that never triggers (up to float rounding:
+    the two programs are compiled, and fused, differently)."""
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
+    kwargs: dict[str, Any] = dict(
+        num_envs=2, num_steps=16, num_epochs=2, num_minibatches=2
+    )
+    unclipped = PPO(max_grad_norm=float("inf"), **kwargs)
+    never_triggers = PPO(max_grad_norm=1e30, **kwargs)
+    a = unclipped.train(env, policy, 64, key=jr.key(3))
+    b = never_triggers.train(env, policy, 64, key=jr.key(3))
+    for x, y in zip(
+        jax.tree.leaves(eqx.filter(a.policy, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(b.policy, eqx.is_array)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    # Same optimizer-state structure either way (the clip has an empty state).
+    assert jax.tree.structure(a.opt_state) == jax.tree.structure(b.opt_state)

@@ -1,5 +1,6 @@
 """Proximal Policy Optimization."""
 
+import math
 from collections.abc import Callable
 from typing import Any, final
 
@@ -117,9 +118,14 @@ class PPO(AbstractAlgorithm[ActorCritic]):
             lr = optax.linear_schedule(
                 self.learning_rate, 0.0, num_iterations * updates_per_iteration
             )
+        # Clipping at an infinite norm changes nothing; skip computing the norm.
+        clip = (
+            optax.identity()
+            if math.isinf(self.max_grad_norm)
+            else optax.clip_by_global_norm(self.max_grad_norm)
+        )
         return optax.chain(
-            optax.clip_by_global_norm(self.max_grad_norm),
-            optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=1e-5),
+            clip, optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=1e-5)
         )
 
     def init_optimizer_state(
