@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -71,17 +72,46 @@ SCRIPT = textwrap.dedent(
         np.testing.assert_allclose(
             np.asarray(weight)[i], np.asarray(single), rtol=1e-5, atol=1e-6
         )
+
+    # Logging works with the seeds split over the devices: one host call per
+    # iteration (on the first device) carries every seed's row, in order.
+    import io, json, sys
+    from rich.console import Console
+    from lerax.callback import JSONLBackend, LoggingCallback, ProgressBarCallback
+
+    def logged(keys, path):
+        logger = LoggingCallback([JSONLBackend(path)])
+        bars = io.StringIO()
+        progress = ProgressBarCallback(console=Console(file=bars, width=100))
+        run = eqx.filter_jit(eqx.filter_vmap(
+            lambda k: algo.train(env, policy, 128, key=k, callback=[logger, progress])
+        ))
+        jax.block_until_ready(run(keys))
+        logger.close()
+        with open(path) as f:
+            return [json.loads(line) for line in f], bars.getvalue()
+
+    rows, bars = logged(shard_seeds(keys), sys.argv[1] + "/spread.jsonl")
+    assert [(r["run"], r["time/iteration"]) for r in rows] == [
+        (run, it) for it in (1, 2) for run in range(4)
+    ], rows
+    assert all(f"run {i}" in bars for i in range(4)) and bars.count("128/128") == 4
+    one_device, _ = logged(keys, sys.argv[1] + "/together.jsonl")
+    for a, b in zip(rows, one_device, strict=True):
+        assert a["run"] == b["run"] and a["step"] == b["step"]
+        np.testing.assert_allclose(a["train/loss"], b["train/loss"], rtol=1e-4)
+        assert a.get("rollout/ep_return_mean") == b.get("rollout/ep_return_mean")
     print("OK")
     """
 )
 
 
-def test_two_cpu_devices_train_like_one() -> None:
+def test_two_cpu_devices_train_and_log_like_one(tmp_path: Path) -> None:
     # JAX reads the device count when it starts: a fresh interpreter.
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     env.pop("JAX_PLATFORMS", None)
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
         env={**env, "JAX_PLATFORMS": "cpu"},
         capture_output=True,
         text=True,

@@ -7,9 +7,11 @@ waits for it: 0.1-0.3 ms per call on the 2-core benchmark machine), and under
 ``vmap`` it calls the host once per run. ``host_call`` binds a primitive of
 its own instead: the host function gets NumPy views of the operands as XLA
 hands them over, and under ``vmap`` (nested or not) it is called once with
-one row per run, each with the run's ``ctx.run_index``. It carries JAX's
-ordered debug effect, so calls keep their program order like
-``jax.debug.callback(..., ordered=True)``.
+one row per run, each with the run's ``ctx.run_index``. It carries an
+ordered effect of its own, so calls keep their program order like
+``jax.debug.callback(..., ordered=True)``; unlike that one, it is allowed in
+programs over several devices (seeds split with ``shard_seeds``), where the
+call runs once, on the first device, with every run's row.
 
 The primitive uses JAX internals (``jax._src``) that JAX does not promise to
 keep. If they are missing (or ``LERAX_NO_JAX_INTERNALS=1`` is set when Lerax
@@ -68,16 +70,38 @@ def _build_primitive() -> Callable[[HostFn, Sequence[Array]], None] | None:
         return None
     try:
         from jax._src import callback as jax_callback
-        from jax._src import core, debugging
+        from jax._src import core, effects
         from jax._src.interpreters import ad, batching, mlir
 
-        effect = debugging.ordered_debug_effect
         emit = jax_callback.emit_python_callback
+        op_sharding = jax_callback._callback_op_sharding
         # Any: these internals are partly unannotated.
         primitive: Any = core.Primitive("lerax_host_call")
     except (ImportError, AttributeError):
         return None
     primitive.multiple_results = True
+
+    # An ordered effect of our own: like jax.debug.callback's, allowed in
+    # control flow and under vmap, and like io_callback's, allowed in programs
+    # over several devices (JAX refuses the debug one there and io_callback's
+    # under vmap of a loop).
+    class HostCallEffect(effects.Effect):
+        __str__ = lambda self: "LeraxHostCall"  # noqa: E731
+
+    effect = HostCallEffect()
+    try:
+        for kinds in (
+            effects.ordered_effects,
+            effects.shardable_ordered_effects,
+            effects.lowerable_effects,
+            effects.control_flow_allowed_effects,
+            effects.remat_allowed_effects,
+            effects.custom_derivatives_allowed_effects,
+            effects.partial_eval_kept_effects,
+        ):
+            kinds.add_type(HostCallEffect)
+    except AttributeError:
+        return None
 
     def impl(*args: Any, callback: HostFn, nbatch: int) -> list[Any]:
         _call_rows(callback, nbatch, *(np.asarray(a) for a in args))
@@ -123,6 +147,8 @@ def _build_primitive() -> Callable[[HostFn, Sequence[Array]], None] | None:
             ctx.avals_in,
             ctx.avals_out,
             has_side_effect=True,
+            # Over several devices: one call, on the first, with all rows.
+            sharding=op_sharding(ctx.module_context.axis_context, None, []),
         )
         tokens = mlir.TokenSet({effect: token})
         update = getattr(ctx.tokens_in, "update_tokens", None)
