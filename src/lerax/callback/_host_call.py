@@ -89,19 +89,23 @@ def _build_primitive() -> Callable[[HostFn, Sequence[Array]], None] | None:
         __str__ = lambda self: "LeraxHostCall"  # noqa: E731
 
     effect = HostCallEffect()
-    try:
-        for kinds in (
-            effects.ordered_effects,
-            effects.shardable_ordered_effects,
-            effects.lowerable_effects,
-            effects.control_flow_allowed_effects,
-            effects.remat_allowed_effects,
-            effects.custom_derivatives_allowed_effects,
-            effects.partial_eval_kept_effects,
-        ):
-            kinds.add_type(HostCallEffect)
-    except AttributeError:
+    needed = (
+        "ordered_effects",
+        "shardable_ordered_effects",
+        "lowerable_effects",
+        "control_flow_allowed_effects",
+    )
+    optional = (  # not in every JAX version
+        "remat_allowed_effects",
+        "custom_derivatives_allowed_effects",
+        "partial_eval_kept_effects",
+    )
+    if not all(hasattr(effects, name) for name in needed):
         return None
+    for name in needed + optional:
+        kinds = getattr(effects, name, None)
+        if kinds is not None:
+            kinds.add_type(HostCallEffect)
 
     def impl(*args: Any, callback: HostFn, nbatch: int) -> list[Any]:
         _call_rows(callback, nbatch, *(np.asarray(a) for a in args))
