@@ -6,8 +6,9 @@ training iteration: it turns each operand into a device array on the host
 waits for it: 0.1-0.3 ms per call on the 2-core benchmark machine), and under
 ``vmap`` it calls the host once per run. ``host_call`` binds a primitive of
 its own instead: the host function gets NumPy views of the operands as XLA
-hands them over, and under ``vmap`` (nested or not) it is called once with
-one row per run, each with the run's ``ctx.run_index``. It carries an
+hands them over, and under ``vmap`` (nested or not) the compiled program
+makes one host call for all runs, in which the host function is called once
+per run with that run's row and ``ctx.run_index``. It carries an
 ordered effect of its own, so calls keep their program order like
 ``jax.debug.callback(..., ordered=True)``; unlike that one, it is allowed in
 programs over several devices (seeds split with ``shard_seeds``), where the
@@ -16,12 +17,11 @@ call runs once, on the first device, with every run's row.
 The primitive uses JAX internals (``jax._src``) that JAX does not promise to
 keep. If they are missing (or ``LERAX_NO_JAX_INTERNALS=1`` is set when Lerax
 is imported), ``host_call`` falls back to an ordered ``jax.debug.callback``,
-called once per run with one row.
+one host call per run.
 """
 
 import functools
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,27 +31,29 @@ import numpy as np
 import numpy.typing as npt
 from jaxtyping import Array, Int
 
-from ._run_index import num_runs
+from ._run_index import jax_internals_allowed, num_runs
 
-#: ``fn(rows, run_indices, runs)``: ``rows`` holds each operand with a leading
-#: axis of one row per run in this call, ``run_indices`` the index of each
-#: row's run and ``runs`` how many runs there are in all.
-HostFn = Callable[[tuple[npt.NDArray[Any], ...], list[int], int], None]
+#: ``fn(row, run_index, runs)``: ``row`` holds one run's value of each operand,
+#: ``run_index`` that run's index and ``runs`` how many runs there are in all.
+HostFn = Callable[[tuple[npt.NDArray[Any], ...], int, int], None]
 
 
 def _call_rows(fn: HostFn, nbatch: int, *arrays: npt.NDArray[Any]) -> None:
-    """Flatten the ``nbatch`` leading (vmapped) axes into one row axis; the
-    last two operands are the run index and the number of runs."""
+    """Call ``fn`` once per run: the ``nbatch`` leading (vmapped) axes are
+    flattened into one row axis; the last two operands are the run index and
+    the number of runs."""
     rows = math.prod(arrays[0].shape[:nbatch])
     *operands, index, total = (
         np.asarray(a).reshape((rows, *a.shape[nbatch:])) for a in arrays
     )
-    fn(tuple(operands), index.tolist(), int(total[0]))
+    runs = int(total[0])
+    for i, run_index in enumerate(index.tolist()):
+        fn(tuple(a[i, ...] for a in operands), run_index, runs)  # arrays, 0-d too
 
 
 def _portable_call(fn: HostFn, *args: jax.Array) -> None:
     *operands, index, total = (np.asarray(a) for a in args)
-    fn(tuple(a[None] for a in operands), [int(index)], int(total))
+    fn(tuple(operands), int(index), int(total))
 
 
 def _portable(fn: HostFn, operands: Sequence[Array], run_index: Int[Array, ""]) -> None:
@@ -66,7 +68,7 @@ def _portable(fn: HostFn, operands: Sequence[Array], run_index: Int[Array, ""]) 
 
 def _build_primitive() -> Callable[[HostFn, Sequence[Array]], None] | None:
     """The host-call primitive, or None where this JAX lacks what it needs."""
-    if os.environ.get("LERAX_NO_JAX_INTERNALS", "") not in ("", "0"):
+    if not jax_internals_allowed():
         return None
     try:
         from jax._src import callback as jax_callback
@@ -108,7 +110,7 @@ def _build_primitive() -> Callable[[HostFn, Sequence[Array]], None] | None:
             kinds.add_type(HostCallEffect)
 
     def impl(*args: Any, callback: HostFn, nbatch: int) -> list[Any]:
-        _call_rows(callback, nbatch, *(np.asarray(a) for a in args))
+        _call_rows(callback, nbatch, *args)
         return []
 
     def abstract_eval(
@@ -180,7 +182,7 @@ _bind = _build_primitive()
 
 
 def host_call(fn: HostFn, operands: Sequence[Array], run_index: Int[Array, ""]) -> None:
-    """Call ``fn(rows, run_indices, runs)`` on the host, ordered, when the
+    """Call ``fn(row, run_index, runs)`` for each run on the host, ordered, when the
     compiled program gets here; see the module docstring. ``run_index`` is
     the context's ``run_index``: it travels with the operands, so the call is
     batched along every vmapped axis that separates runs."""

@@ -346,6 +346,32 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
         key: Key,
     ) -> EmptyCallbackState:
         """Send this iteration's record, if it is one to log."""
+        algorithm = ctx.algorithm
+        last = algorithm.num_iterations(ctx.total_timesteps)
+        iteration = ctx.iteration_count
+        due = jnp.logical_or(iteration % self.log_every == 0, iteration == last)
+        # A vmapped run that stopped early still evaluates the loop body while
+        # the others go on; it is not active and logs nothing.
+        should_log = jnp.logical_and(due, ctx.active)
+
+        def send() -> None:
+            # Built here, so iterations that are not logged skip the work.
+            names, packed = self._record(ctx, should_log)
+            host = functools.partial(_host_iteration, names)
+            host_call(host, [packed], ctx.run_index)
+
+        def skip() -> None:
+            return None
+
+        jax.lax.cond(any_run(should_log), send, skip)
+        return ctx.state
+
+    def _record(
+        self,
+        ctx: IterationContext[EmptyCallbackState, EpisodeStatistics, AnyEnv, AnyPolicy],
+        should_log: Bool[Array, ""],
+    ) -> tuple[tuple[str, ...], Int[Array, " record"]]:
+        """The scalars' names and the packed record of this iteration."""
         st = ctx.step_state
         current = st.window_iteration == ctx.iteration_count - 1
         episodes_per_env = jnp.where(current, st.window_episodes, 0)
@@ -379,19 +405,11 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
             length_mean,
         ]
         floats = jnp.stack(values).astype(jnp.float32)
-
-        algorithm = ctx.algorithm
-        last = algorithm.num_iterations(ctx.total_timesteps)
-        iteration = ctx.iteration_count
-        due = jnp.logical_or(iteration % self.log_every == 0, iteration == last)
-        # A vmapped run that stopped early still evaluates the loop body while
-        # the others go on; it is not active and logs nothing.
-        should_log = jnp.logical_and(due, ctx.active)
         ints = jnp.stack(
             [
                 self.logger_id,
                 should_log.astype(jnp.int32),
-                iteration,
+                ctx.iteration_count,
                 ctx.num_timesteps,
                 episodes,
                 (n_completed > 0).astype(jnp.int32),
@@ -403,16 +421,7 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
         packed = jnp.concatenate(
             [ints, jax.lax.bitcast_convert_type(floats, jnp.int32)]
         )
-        host = functools.partial(_host_iteration, tuple(names))
-
-        def send() -> None:
-            host_call(host, [packed], ctx.run_index)
-
-        def skip() -> None:
-            return None
-
-        jax.lax.cond(any_run(should_log), send, skip)
-        return ctx.state
+        return tuple(names), packed
 
     def on_training_end(
         self,
@@ -546,19 +555,13 @@ def _collect_hparams(
 
 
 def _host_start(
-    info: StartInfo,
-    rows: tuple[npt.NDArray[Any], ...],
-    run_indices: list[int],
-    runs: int,
+    info: StartInfo, row: tuple[npt.NDArray[Any], ...], run_index: int, runs: int
 ) -> None:
-    ids, floats = rows
-    for logger_id, values, run_index in zip(
-        ids.tolist(), floats.tolist(), run_indices, strict=True
-    ):
-        dynamic: dict[str, HParamValue] = dict(
-            zip(info.dynamic_hparams, values, strict=True)
-        )
-        lookup(logger_id, HostLogger).start(info, run_index, runs, dynamic)
+    logger_id, floats = row
+    dynamic: dict[str, HParamValue] = dict(
+        zip(info.dynamic_hparams, floats.tolist(), strict=True)
+    )
+    lookup(int(logger_id), HostLogger).start(info, run_index, runs, dynamic)
 
 
 _HEADER = 7  # the int32 fields in front of the floats in an iteration record
@@ -566,21 +569,20 @@ _HEADER = 7  # the int32 fields in front of the floats in an iteration record
 
 def _host_iteration(
     names: tuple[str, ...],
-    rows: tuple[npt.NDArray[Any], ...],
-    run_indices: list[int],
+    row: tuple[npt.NDArray[Any], ...],
+    run_index: int,
     runs: int,
 ) -> None:
     """The per-iteration host call: as little as possible, since the compiled
-    program waits for it; the writer thread decodes the records."""
-    (data,) = rows
+    program waits for it; the writer thread decodes the record."""
+    (data,) = row
+    if not data[1]:  # should_log
+        return
     clock = time.perf_counter()
-    for row, run_index in zip(data, run_indices, strict=True):
-        if not row[1]:  # should_log
-            continue
-        host = lookup(int(row[0]), HostLogger)
-        # A copy: XLA reuses the buffer the row views once the call returns.
-        record = np.array(row, np.int32)
-        host.log(clock, functools.partial(_decode_iteration, names, run_index, record))
+    host = lookup(int(data[0]), HostLogger)
+    # A copy: XLA reuses the buffer the row views once the call returns.
+    record = np.array(data, np.int32)
+    host.log(clock, functools.partial(_decode_iteration, names, run_index, record))
 
 
 def _decode_iteration(
@@ -625,14 +627,9 @@ _ROLLOUT_ORDER = (
 )
 
 
-def _host_end(
-    rows: tuple[npt.NDArray[Any], ...], run_indices: list[int], runs: int
-) -> None:
-    (ints,) = rows
-    for (logger_id, iteration, timesteps), run_index in zip(
-        ints.tolist(), run_indices, strict=True
-    ):
-        lookup(logger_id, HostLogger).end(run_index, iteration, timesteps)
+def _host_end(row: tuple[npt.NDArray[Any], ...], run_index: int, runs: int) -> None:
+    logger_id, iteration, timesteps = row[0].tolist()
+    lookup(logger_id, HostLogger).end(run_index, iteration, timesteps)
 
 
 @atexit.register

@@ -2,7 +2,7 @@
 
 Host objects (writers, consoles, progress bars) never enter the traced
 structure of a callback: a callback holds an integer id as an array leaf, and
-the host function that a ``jax.debug.callback`` runs receives that id's value
+the host function that a host call runs receives that id's value
 at run time and looks the object up here. The compiled training loop therefore
 depends only on the callback's static configuration, so a new callback of the
 same configuration reuses it.
@@ -13,7 +13,6 @@ import threading
 from collections.abc import Sequence
 from typing import TypeVar
 
-import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 from jaxtyping import Array, Bool
@@ -87,13 +86,3 @@ def any_run(flag: Bool[Array, ""]) -> Bool[Array, ""]:
     """
     out: Bool[Array, ""] = jnp.asarray(_any_run(flag))
     return out
-
-
-def as_ints(values: jax.Array) -> list[int]:
-    """A host-side integer vector as Python ints."""
-    return [int(v) for v in jax.device_get(values).tolist()]
-
-
-def as_floats(values: jax.Array) -> list[float]:
-    """A host-side float vector as Python floats (NaN and inf kept)."""
-    return [float(v) for v in jax.device_get(values).tolist()]

@@ -213,29 +213,19 @@ class _ProgressStart:
         self.total = total
 
     def __call__(
-        self, rows: tuple[npt.NDArray[Any], ...], run_indices: list[int], runs: int
+        self, row: tuple[npt.NDArray[Any], ...], run_index: int, runs: int
     ) -> None:
-        (ids,) = rows
-        for progress_id, run_index in zip(ids.tolist(), run_indices, strict=True):
-            lookup(progress_id, _HostProgress).start(run_index, runs, self.total)
+        lookup(int(row[0]), _HostProgress).start(run_index, runs, self.total)
 
 
 def _progress_update(
-    rows: tuple[npt.NDArray[Any], ...], run_indices: list[int], runs: int
+    row: tuple[npt.NDArray[Any], ...], run_index: int, runs: int
 ) -> None:
-    (ints,) = rows
-    for (progress_id, timesteps, active), run_index in zip(
-        ints.tolist(), run_indices, strict=True
-    ):
-        if active:  # not a vmapped run that stopped early while others go on
-            lookup(progress_id, _HostProgress).update(run_index, timesteps)
+    progress_id, timesteps, active = row[0].tolist()
+    if active:  # not a vmapped run that stopped early while others go on
+        lookup(progress_id, _HostProgress).update(run_index, timesteps)
 
 
-def _progress_end(
-    rows: tuple[npt.NDArray[Any], ...], run_indices: list[int], runs: int
-) -> None:
-    (ints,) = rows
-    for (progress_id, timesteps), run_index in zip(
-        ints.tolist(), run_indices, strict=True
-    ):
-        lookup(progress_id, _HostProgress).end(run_index, timesteps)
+def _progress_end(row: tuple[npt.NDArray[Any], ...], run_index: int, runs: int) -> None:
+    progress_id, timesteps = row[0].tolist()
+    lookup(progress_id, _HostProgress).end(run_index, timesteps)

@@ -50,10 +50,16 @@ def _strip(a: Any, d: int | None) -> Any:
     return a if d is None else jax.lax.index_in_dim(a, 0, d, keepdims=False)
 
 
+def jax_internals_allowed() -> bool:
+    """False when ``LERAX_NO_JAX_INTERNALS`` is set (to anything but ``0``):
+    Lerax's primitives then fall back to public JAX APIs."""
+    return os.environ.get("LERAX_NO_JAX_INTERNALS", "") in ("", "0")
+
+
 def _build() -> tuple[Callable[[list[Array]], Array], Callable[[Array], Array]] | None:
     """The index and count primitives' binders, or None where this JAX lacks
     what they need (or ``LERAX_NO_JAX_INTERNALS=1`` is set)."""
-    if os.environ.get("LERAX_NO_JAX_INTERNALS", "") not in ("", "0"):
+    if not jax_internals_allowed():
         return None
     try:
         from jax._src import core
