@@ -8,12 +8,15 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from lerax.algorithm import (
     PPO,
     PPOBatch,
+    Rollout,
     current_learning_rate,
     generalized_advantage_estimate,
+    next_state_values,
 )
 from lerax.env import CartPole, Pendulum
 from lerax.policy import MLPActorCriticPolicy
@@ -243,3 +246,103 @@ def test_infinite_max_grad_norm_skips_clipping_without_changing_updates() -> Non
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
     # Same optimizer-state structure either way (the clip has an empty state).
     assert str(jax.tree.structure(a.opt_state)) == str(jax.tree.structure(b.opt_state))
+
+
+def synthetic_rollout(algo: PPO, key: jax.Array) -> Rollout:
+    """A CartPole-shaped rollout with random values, a termination and a
+    truncation."""
+    t, n = algo.num_steps, algo.num_envs
+    k = jr.split(key, 5)
+    terminated = jnp.zeros((t, n), bool).at[3, 0].set(True)
+    truncated = jnp.zeros((t, n), bool).at[9, 1].set(True)
+    return Rollout(
+        observations=jr.normal(k[0], (t, n, 4)) * 0.1,
+        actions=jr.bernoulli(k[1], 0.5, (t, n)).astype(jnp.int32),
+        rewards=jnp.ones((t, n)),
+        terminated=terminated,
+        truncated=truncated,
+        next_observations=jr.normal(k[2], (t, n, 4)) * 0.1,
+        extras={
+            "log_prob": jnp.full((t, n), jnp.log(0.5)) + 0.1 * jr.normal(k[3], (t, n)),
+            "value": jr.normal(k[4], (t, n)),
+        },
+        last_observations=jnp.zeros((n, 4)),
+    )
+
+
+def test_update_without_log_updates_like_update_and_the_log_is_the_last_epoch() -> None:
+    """Three epochs: ``update`` (the last epoch a loop of its own, for the
+    statistics) and ``update_without_log`` (one loop) give bitwise the same
+    parameters and optimizer state; the statistics are the means over the
+    last epoch's minibatches, recomputed here step by step with ``PPO.loss``."""
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=3, num_minibatches=4)
+    rollout = synthetic_rollout(algo, jr.key(1))
+    optimizer = algo.optimizer(5)
+    opt_state = algo.init_optimizer_state(optimizer, policy)
+    key = jr.key(2)
+
+    with_log = eqx.filter_jit(algo.update)(
+        policy, optimizer, opt_state, rollout, key=key
+    )
+    without_log = eqx.filter_jit(algo.update_without_log)(
+        policy, optimizer, opt_state, rollout, key=key
+    )
+    for x, y in zip(
+        jax.tree.leaves(eqx.filter(with_log[:2], eqx.is_array)),
+        jax.tree.leaves(eqx.filter(without_log, eqx.is_array)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+    # The reference: the same epochs and minibatches, one eager step at a time.
+    values = rollout.extras["value"]
+    adv, ret = generalized_advantage_estimate(
+        rollout.rewards,
+        values,
+        next_state_values(policy, rollout, values),
+        rollout.terminated,
+        rollout.truncated,
+        gamma=algo.gamma,
+        gae_lambda=algo.gae_lambda,
+    )
+    batch = algo.num_envs * algo.num_steps
+    data = [
+        x.reshape((batch, *x.shape[2:]))
+        for x in (
+            rollout.observations,
+            rollout.actions,
+            rollout.extras["log_prob"],
+            adv,
+            ret,
+        )
+    ]
+    params, static = eqx.partition(policy, eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(params)
+
+    def loss(p: jax.Array, idx: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        mb = PPOBatch(*(x[idx] for x in data))
+        return algo.loss(eqx.combine(unravel(p), static), mb)
+
+    state = opt_state
+    last_epoch: list[dict[str, jax.Array]] = []
+    for e, k in enumerate(jr.split(key, algo.num_epochs)):
+        perm = jr.permutation(k, batch).reshape(algo.num_minibatches, -1)
+        for idx in perm:
+            (_, stats), grads = jax.value_and_grad(loss, has_aux=True)(flat, idx)
+            with jax.numpy_dtype_promotion("standard"):
+                updates, state = optimizer.update(grads, state, flat)
+            flat = flat + updates
+            if e == algo.num_epochs - 1:
+                last_epoch.append(stats)
+    log = with_log[2]
+    for name in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl"):
+        want = np.mean([float(s[name]) for s in last_epoch])
+        np.testing.assert_allclose(float(log[name]), want, rtol=1e-4, atol=1e-6)
+    want_clip = np.mean([float(s["clip_fraction"]) for s in last_epoch])
+    assert float(log["clip_fraction"]) == pytest.approx(want_clip, abs=1e-6)
+    got = jax.tree.leaves(eqx.filter(with_log[0], eqx.is_array))
+    want_params = jax.tree.leaves(unravel(flat))
+    for g, w in zip(got, want_params, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-6)

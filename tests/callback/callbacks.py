@@ -140,6 +140,29 @@ class StopAfter(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
 
 
 @final
+class LogSum(eqx.Module):
+    total: Float[Array, ""]
+
+
+@final
+class LogReader(AbstractCallback[LogSum, EmptyCallbackStepState]):
+    """Sums every entry of the training log over the iterations (so the
+    algorithm must compute its statistics)."""
+
+    def reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> LogSum:
+        return LogSum(jnp.zeros((), jnp.float32))
+
+    def on_iteration(
+        self,
+        ctx: IterationContext[LogSum, EmptyCallbackStepState],
+        *,
+        key: PRNGKeyArray,
+    ) -> LogSum:
+        values = [jnp.asarray(v, jnp.float32) for v in ctx.training_log.values()]
+        return LogSum(ctx.state.total + jnp.sum(jnp.stack(values)))
+
+
+@final
 class RandomStepState(eqx.Module):
     draws: Float[Array, ""]
 

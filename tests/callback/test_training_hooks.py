@@ -17,6 +17,7 @@ from lerax.policy import MLPActorCriticPolicy
 from .callbacks import (
     EpisodeCounter,
     HostRecorder,
+    LogReader,
     RandomDrawer,
     StopAfter,
     TraceCounter,
@@ -91,6 +92,19 @@ def test_callbacks_do_not_change_what_is_learned() -> None:
         np.testing.assert_array_equal(a, b)
     draws = observed.callback_step_state[1].draws
     assert draws.shape == (2,) and np.all(draws > 0)
+
+
+def test_reading_the_training_log_does_not_change_what_is_learned() -> None:
+    """Without a callback the loop runs PPO's update without its statistics
+    (one loop over the epochs); a callback that reads them gets the update
+    whose last epoch is a loop of its own. Both learn bitwise the same."""
+    algo = PPO(num_envs=2, num_steps=32, num_epochs=3, num_minibatches=2)
+    plain = algo.train(ENV, POLICY, 3 * SPI, key=jr.key(6))
+    read = algo.train(ENV, POLICY, 3 * SPI, key=jr.key(6), callback=LogReader())
+    for a, b in zip(params(plain.policy), params(read.policy), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(float(read.callback_state.total))
+    assert float(read.callback_state.total) != 0.0
 
 
 def test_same_key_is_bitwise_deterministic() -> None:

@@ -114,7 +114,9 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
     - :meth:`initial_training_log`: the names of its training statistics.
 
     and may override :meth:`init_optimizer_state` when its update optimises
-    another representation of the parameters than the policy's array leaves.
+    another representation of the parameters than the policy's array leaves,
+    and :meth:`update_without_log`, the update the loop runs when no callback
+    can read the training log.
 
     Each iteration collects ``num_steps`` steps from each of ``num_envs``
     parallel environments, then updates.
@@ -160,6 +162,27 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         """Update the policy from one rollout with ``optimizer`` (what
         :meth:`optimizer` returned for this run); return the policy, the
         optimizer state and the training log (scalar statistics by name)."""
+
+    def update_without_log(
+        self,
+        policy: PolicyBoundT,
+        optimizer: optax.GradientTransformation,
+        opt_state: OptState,
+        rollout: Rollout,
+        *,
+        key: Key,
+    ) -> tuple[PolicyBoundT, OptState]:
+        """What the loop calls instead of :meth:`update` when nothing can read
+        the training log (training without a callback). It must update exactly
+        as :meth:`update` does. By default it is :meth:`update` with the log
+        dropped (XLA then drops the work only the log needed); an algorithm
+        overrides it when its cheapest program without the log has another
+        shape (PPO: one loop over all epochs instead of a separate last
+        epoch for its statistics)."""
+        policy, opt_state, _ = self.update(
+            policy, optimizer, opt_state, rollout, key=key
+        )
+        return policy, opt_state
 
     @abc.abstractmethod
     def initial_training_log(self) -> dict[str, Float[Array, ""]]:
@@ -404,6 +427,8 @@ def _train(
         step_reset_keys
     )
     training_log = algo.initial_training_log()
+    # Only callbacks read the training log.
+    log_read = not isinstance(callback, EmptyCallback)
     zero = jnp.array(0, jnp.int32)
 
     def training_ctx(
@@ -570,9 +595,14 @@ def _train(
             active,
             step_keys,
         )
-        policy, opt_state, training_log = algo.update(
-            policy, optimizer, opt_state, rollout, key=k_update
-        )
+        if log_read:
+            policy, opt_state, training_log = algo.update(
+                policy, optimizer, opt_state, rollout, key=k_update
+            )
+        else:
+            policy, opt_state = algo.update_without_log(
+                policy, optimizer, opt_state, rollout, key=k_update
+            )
         iteration = iteration + 1
         timesteps = timesteps + steps_per_iteration
         iter_ctx = IterationContext(
