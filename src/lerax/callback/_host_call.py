@@ -42,6 +42,10 @@ def _call_rows(fn: HostFn, nbatch: int, *arrays: npt.NDArray[Any]) -> None:
     """Call ``fn`` once per run: the ``nbatch`` leading (vmapped) axes are
     flattened into one row axis; the last two operands are the run index and
     the number of runs."""
+    if nbatch == 0:  # one run: no rows to split (the common case, kept cheap)
+        *operands, index, total = arrays
+        fn(tuple(operands), int(index), int(total))
+        return
     rows = math.prod(arrays[0].shape[:nbatch])
     *operands, index, total = (
         np.asarray(a).reshape((rows, *a.shape[nbatch:])) for a in arrays

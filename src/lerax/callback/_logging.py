@@ -35,21 +35,32 @@ class EpisodeStatistics(eqx.Module):
     """:class:`LoggingCallback`'s step state: one environment's episodes.
 
     Built from raw environment rewards; it persists across rollouts, so an
-    episode may span several iterations. The values are packed into one float
-    and one int vector (each loop-carried array costs the rollout loop a
-    buffer and a kernel per step); the properties name them. With a leading
-    axis (one row per environment) when read from a training result.
+    episode may span several iterations. All values live in one int32 vector,
+    the floats as their bit patterns: each loop-carried array costs the
+    rollout loop kernels and a copy per step, and one vector halves what the
+    statistics cost a run (about 0.5 %). The properties name the values. With
+    a leading axis (one row per environment) when read from a training result.
 
     Attributes:
-        floats: ``episode_return``, ``return_ema``, ``length_ema``,
-            ``window_return_sum``, ``window_return_min``,
-            ``window_return_max``, in this order.
-        ints: ``episode_length``, ``window_iteration``, ``window_episodes``,
-            ``window_length_sum``, in this order.
+        data: the six float32 values (as int32 bit patterns), then the four
+            ints; read them through :attr:`floats`, :attr:`ints` and the named
+            properties.
     """
 
-    floats: Float[Array, "*envs 6"]
-    ints: Int[Array, "*envs 4"]
+    data: Int[Array, "*envs 10"]
+
+    @property
+    def floats(self) -> Float[Array, "*envs 6"]:
+        """``episode_return``, ``return_ema``, ``length_ema``,
+        ``window_return_sum``, ``window_return_min``, ``window_return_max``,
+        in this order."""
+        return jax.lax.bitcast_convert_type(self.data[..., :6], jnp.float32)
+
+    @property
+    def ints(self) -> Int[Array, "*envs 4"]:
+        """``episode_length``, ``window_iteration``, ``window_episodes``,
+        ``window_length_sum``, in this order."""
+        return self.data[..., 6:]
 
     @property
     def episode_return(self) -> Float[Array, "*envs"]:
@@ -108,6 +119,13 @@ class EpisodeStatistics(eqx.Module):
         """At least one episode has ended (the EMAs are defined): episode
         lengths are at least 1, so the length EMA is positive from then on."""
         return self.length_ema > 0
+
+
+def _pack(floats: Float[Array, " 6"], ints: Int[Array, " 4"]) -> EpisodeStatistics:
+    """One environment's statistics from their float and int values."""
+    return EpisodeStatistics(
+        jnp.concatenate([jax.lax.bitcast_convert_type(floats, jnp.int32), ints])
+    )
 
 
 BackendsLike = AbstractLoggingBackend | Sequence[AbstractLoggingBackend]
@@ -245,9 +263,9 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
     ) -> EpisodeStatistics:
         """Empty statistics: no episode completed, no window."""
         inf = jnp.inf
-        return EpisodeStatistics(
-            floats=jnp.array([0.0, 0.0, 0.0, 0.0, inf, -inf], jnp.float32),
-            ints=jnp.array([0, -1, 0, 0], jnp.int32),
+        return _pack(
+            jnp.array([0.0, 0.0, 0.0, 0.0, inf, -inf], jnp.float32),
+            jnp.array([0, -1, 0, 0], jnp.int32),
         )
 
     def on_step(
@@ -295,7 +313,7 @@ class LoggingCallback(AbstractCallback[EmptyCallbackState, EpisodeStatistics]):
                 length_sum + jnp.where(done, length, 0),
             ]
         )
-        return EpisodeStatistics(floats=floats, ints=ints)
+        return _pack(floats, ints)
 
     def on_training_start(
         self,

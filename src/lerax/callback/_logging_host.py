@@ -38,8 +38,7 @@ def lookup(ident: int, cls: type[T]) -> T:
     Raises:
         RuntimeError: if there is none (it was closed) or it is not a ``cls``.
     """
-    with _lock:
-        obj = _objects.get(ident)
+    obj = _objects.get(ident)  # one dict read: atomic, no lock needed
     if not isinstance(obj, cls):
         raise RuntimeError(
             f"no open {cls.__name__} with id {ident}: the callback was closed "

@@ -99,7 +99,9 @@ class HostLogger:
         self.active: set[int] = set()
         self.runs: dict[int, _RunRecord] = {}
         self.closed = False
-        self._cond = threading.Condition()
+        # A plain lock (cheaper than the default RLock): nothing that holds it
+        # takes it again.
+        self._cond = threading.Condition(threading.Lock())
         self._tasks: collections.deque[Task] = collections.deque()
         self._submitted = 0  # tasks queued so far
         self._completed = 0  # tasks the writer has finished (run or skipped)
