@@ -47,23 +47,6 @@ from ._run_index import jax_internals_allowed, num_runs
 HostFn = Callable[[tuple[npt.NDArray[Any], ...], int, int], None]
 
 
-def _call_rows(fn: HostFn, nbatch: int, *arrays: npt.NDArray[Any]) -> None:
-    """Call ``fn`` once per run: the ``nbatch`` leading (vmapped) axes are
-    flattened into one row axis; the last two operands are the run index and
-    the number of runs."""
-    if nbatch == 0:  # one run: no rows to split (the common case, kept cheap)
-        *operands, index, total = arrays
-        fn(tuple(operands), int(index), int(total))
-        return
-    rows = math.prod(arrays[0].shape[:nbatch])
-    *operands, index, total = (
-        np.asarray(a).reshape((rows, *a.shape[nbatch:])) for a in arrays
-    )
-    runs = int(total[0])
-    for i, run_index in enumerate(index.tolist()):
-        fn(tuple(a[i, ...] for a in operands), run_index, runs)  # arrays, 0-d too
-
-
 _thread_kept = threading.local()
 
 
@@ -78,9 +61,26 @@ def _keep_thread_state() -> None:
         ensure()  # the GIL is held: only raises the thread's state count
 
 
+def _call_rows(fn: HostFn, nbatch: int, *arrays: npt.NDArray[Any]) -> None:
+    """Call ``fn`` once per run: the ``nbatch`` leading (vmapped) axes are
+    flattened into one row axis; the last two operands are the run index and
+    the number of runs. Every host call, on every path, goes through here."""
+    _keep_thread_state()
+    if nbatch == 0:  # one run: no rows to split (the common case, kept cheap)
+        *operands, index, total = arrays
+        fn(tuple(operands), int(index), int(total))
+        return
+    rows = math.prod(arrays[0].shape[:nbatch])
+    *operands, index, total = (
+        np.asarray(a).reshape((rows, *a.shape[nbatch:])) for a in arrays
+    )
+    runs = int(total[0])
+    for i, run_index in enumerate(index.tolist()):
+        fn(tuple(a[i, ...] for a in operands), run_index, runs)  # arrays, 0-d too
+
+
 def _portable_call(fn: HostFn, *args: jax.Array) -> None:
-    *operands, index, total = (np.asarray(a) for a in args)
-    fn(tuple(operands), int(index), int(total))
+    _call_rows(fn, 0, *(np.asarray(a) for a in args))
 
 
 def _portable(fn: HostFn, operands: Sequence[Array], run_index: Int[Array, ""]) -> None:
@@ -168,7 +168,6 @@ def _build_primitive() -> Callable[[HostFn, Sequence[Array]], None] | None:
 
     def lower(ctx: Any, *args: Any, callback: HostFn, nbatch: int) -> Any:
         def on_host(*arrays: npt.NDArray[Any]) -> tuple[()]:
-            _keep_thread_state()
             _call_rows(callback, nbatch, *arrays)
             return ()
 
