@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install clean bench
+.PHONY: demo test lint typecheck pytest docs install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
-test: lint typecheck pytest
+# The site (mkdocs-material, API reference by mkdocstrings), built offline and
+# strictly: a broken link or reference, or a docstring griffe warns about, fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
+test: lint typecheck pytest docs
 
 # gymnax 1.0.1 pins gymnasium<1.4 (our reference is 1.4), so the peers of the
 # `bench` extra are installed without their dependencies, which come first.

@@ -71,7 +71,6 @@ def main() -> None:
         algorithm=algo,
         total_timesteps=1,
         num_envs=1,
-        locals={},
         run_index=jnp.array(0, jnp.int32),
     )
     obs = jnp.zeros(4, jnp.float32)

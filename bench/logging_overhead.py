@@ -6,7 +6,9 @@ each variant is called once before timing) with
 
 - no callback,
 - ``LoggingCallback([ConsoleBackend(), TensorBoardBackend()])``,
-- ``LoggingCallback([JSONLBackend()])``.
+- ``LoggingCallback([JSONLBackend()])``,
+- no callback and no Ctrl-C poll (``interruptible=False``): its ratio to
+  "no callback" is one over what the poll costs.
 
 The console writes to a non-terminal file (plain lines), as in CI or a pipe.
 A new ``LoggingCallback`` is built for every timed call, as a user would do for
@@ -91,6 +93,9 @@ def main() -> None:
     def none(key: jax.Array) -> None:
         _wait(algo.train(env, policy, TOTAL, key=key))
 
+    def not_interruptible(key: jax.Array) -> None:
+        _wait(algo.train(env, policy, TOTAL, key=key, interruptible=False))
+
     def console_tb(key: jax.Array) -> None:
         logger = LoggingCallback(
             [ConsoleBackend(console=Console(file=sink)), TensorBoardBackend(out)]
@@ -113,6 +118,7 @@ def main() -> None:
 
     variants: list[tuple[str, Callable[[jax.Array], None]]] = [
         ("no callback", none),
+        ("no poll (interruptible=False)", not_interruptible),
         ("Console + TensorBoard", console_tb),
         ("JSONL", jsonl),
     ]
@@ -137,7 +143,7 @@ def main() -> None:
     base = times["no callback"]
     print(f"jax {jax.__version__}; PPO() on CartPole, {TOTAL} steps, {repeats} repeats")
     print(
-        f"{'variant':24s} {'first call':>10s} {'median':>8s} {'min':>8s} "
+        f"{'variant':30s} {'first call':>10s} {'median':>8s} {'min':>8s} "
         f"{'ratio (median)':>15s} {'ratio (min)':>12s} {'ratio (paired)':>15s}"
     )
     for name, _ in variants:
@@ -146,7 +152,7 @@ def main() -> None:
         # (adjacent calls): the median of these resists slow drifts in load.
         paired = statistics.median(t / b for t, b in zip(ts, base, strict=True))
         print(
-            f"{name:24s} {compile_s[name]:9.2f}s {statistics.median(ts):7.3f}s "
+            f"{name:30s} {compile_s[name]:9.2f}s {statistics.median(ts):7.3f}s "
             f"{min(ts):7.3f}s {statistics.median(ts) / statistics.median(base):15.3f} "
             f"{min(ts) / min(base):12.3f} {paired:15.3f}"
         )

@@ -1,6 +1,5 @@
 """Every ```python block in docs/*.md runs, page by page, in a fresh namespace."""
 
-import os
 import re
 from pathlib import Path
 
@@ -21,4 +20,3 @@ def test_page_examples_run(
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for i, code in enumerate(blocks):
         exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)  # noqa: S102
-    assert os.getcwd() == str(tmp_path)

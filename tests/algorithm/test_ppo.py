@@ -18,7 +18,6 @@ from lerax.algorithm import (
     generalized_advantage_estimate,
     next_state_values,
 )
-from lerax.callback import CallbackList, EmptyCallback
 from lerax.env import CartPole, Pendulum
 from lerax.policy import MLPActorCriticPolicy
 
@@ -347,22 +346,3 @@ def test_update_without_log_updates_like_update_and_the_log_is_the_last_epoch() 
     want_params = jax.tree.leaves(unravel(flat))
     for g, w in zip(got, want_params, strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-6)
-
-
-def test_the_loop_splits_off_the_last_epoch_only_when_a_callback_is_given() -> None:
-    """Without a callback nothing reads the training log, so the loop runs
-    ``update_without_log``: one loop over the epochs. With one, PPO's update
-    runs its last epoch as a loop of its own: its minibatch loop and its
-    permutation's loops come on top of the loop over the other epochs."""
-    env = CartPole()
-    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
-    algo = PPO(num_envs=2, num_steps=16, num_epochs=3, num_minibatches=2)
-
-    def loops(callback: CallbackList[Any, Any] | None) -> int:
-        def run(key: jax.Array) -> Any:
-            return algo.train(env, policy, 64, key=key, callback=callback).policy
-
-        return jax.jit(run).lower(jr.key(0)).as_text().count("stablehlo.while")
-
-    # Any callback may read the log, even one that does not.
-    assert loops(CallbackList(EmptyCallback())) > loops(None)

@@ -28,7 +28,6 @@ def reset_ctx() -> ResetContext[CartPole, MLPActorCriticPolicy[Any]]:
         algorithm=ALGO,
         total_timesteps=64,
         num_envs=2,
-        locals=NO_LOCALS,
         run_index=jnp.array(0, jnp.int32),
     )
 
@@ -74,7 +73,6 @@ def iteration_ctx(
         num_timesteps=jnp.asarray(iteration * 16, jnp.int32),
         total_timesteps=64,
         algorithm=ALGO,
-        locals=NO_LOCALS,
         run_index=jnp.array(0, jnp.int32),
         active=jnp.array(True),
     )

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import struct
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, final
@@ -158,10 +159,32 @@ def assert_rollout_matches(
 
 @final
 class ListBackend(AbstractLoggingBackend):
-    """Keeps every call in memory; raises on the ``fail_at``-th scalar record."""
+    """Keeps every call in memory.
 
-    def __init__(self, fail_at: int | None = None):
+    Raises ``error`` on the ``fail_at``-th scalar record, and ``close_error``
+    from :meth:`close`; with ``block``, waits for that event on the
+    ``block_at``-th scalar record (setting ``blocked`` first). ``path`` (if
+    given) is what error messages show as its location.
+    """
+
+    def __init__(
+        self,
+        fail_at: int | None = None,
+        *,
+        error: type[BaseException] = RuntimeError,
+        close_error: BaseException | None = None,
+        block: threading.Event | None = None,
+        block_at: int = 1,
+        path: str | None = None,
+    ):
         self.fail_at = fail_at
+        self.error = error
+        self.close_error = close_error
+        self.block = block
+        self.block_at = block_at
+        self.blocked = threading.Event()
+        if path is not None:
+            self.path = path
         self.calls: list[tuple[str, Any]] = []
         self.records: list[tuple[int, int, dict[str, float]]] = []
         self.flushed_at: list[int] = []  # len(calls) at each flush
@@ -175,8 +198,12 @@ class ListBackend(AbstractLoggingBackend):
     def log_scalars(
         self, scalars: Mapping[str, float], step: int, run_index: int
     ) -> None:
-        if self.fail_at is not None and len(self.records) + 1 == self.fail_at:
-            raise RuntimeError(f"backend failure at record {self.fail_at}")
+        n = len(self.records) + 1
+        if self.block is not None and n == self.block_at:
+            self.blocked.set()
+            self.block.wait()
+        if self.fail_at is not None and n == self.fail_at:
+            raise self.error(f"backend failure at record {self.fail_at}")
         self.records.append((run_index, step, dict(scalars)))
         self.calls.append(("scalars", (run_index, step)))
 
@@ -188,6 +215,8 @@ class ListBackend(AbstractLoggingBackend):
 
     def close(self) -> None:
         self.calls.append(("close", None))
+        if self.close_error is not None:
+            raise self.close_error
 
 
 def read_wandb_run(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 import math
 import sys
+import threading
+import time
 from pathlib import Path
 
-import jax
 import jax.random as jr
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lerax.algorithm import StopReason
 from lerax.callback import (
     ConsoleBackend,
     JSONLBackend,
@@ -17,10 +19,11 @@ from lerax.callback import (
     TensorBoardBackend,
     WandbBackend,
 )
+from lerax.callback.logging import LoggingBackendError
 from lerax.env import Pendulum
 from lerax.policy import MLPActorCriticPolicy
 
-from .logging_helpers import ITERATIONS, ListBackend, read_jsonl, train
+from .logging_helpers import ALGO, ITERATIONS, ListBackend, read_jsonl, train
 
 RUN = RunInfo(
     name="unit",
@@ -34,20 +37,180 @@ RUN = RunInfo(
 )
 
 
-def test_records_before_a_host_failure_are_on_disk(tmp_path: Path) -> None:
+def test_a_failing_backend_stops_training_and_learn_raises(tmp_path: Path) -> None:
+    """The backend fails writing iteration 2 (on the writer thread); one of
+    the logger's next host calls tells the loop, which stops the run there;
+    called eagerly, train raises the error with the result attached."""
     path = tmp_path / "log.jsonl"
-    failing = ListBackend(fail_at=3)
-    logger = LoggingCallback([failing, JSONLBackend(path)])
-    with pytest.raises(jax.errors.JaxRuntimeError, match="backend failure at record 3"):
-        train(logger, jr.key(0)).iterations.block_until_ready()
-    rows = read_jsonl(path)  # every line complete, none of the failed record
-    assert [r["time/iteration"] for r in rows] == [1, 2]
-    # The logger still closes cleanly, and a new learn call starts a session.
+    failing = ListBackend(fail_at=2, path="memory://failing")
+    healthy = ListBackend()
+    logger = LoggingCallback([failing, JSONLBackend(path), healthy])
+    planned = 2 * ITERATIONS
+    with pytest.raises(LoggingBackendError) as raised:
+        train(logger, jr.key(0), planned * ALGO.steps_per_iteration)
+    result = raised.value.result
+    stopped = int(result.status.iteration)
+    assert stopped == int(result.iterations) and stopped >= 3
+    if stopped < planned:  # see the test below
+        assert result.status.reasons() is StopReason.LOGGING_FAILED
+    # The others got every record, written and flushed when learn returned.
+    logged = list(range(1, stopped + 1))
+    assert [r["time/iteration"] for r in read_jsonl(path)] == logged
+    assert len(healthy.records) == stopped
+    assert healthy.flushed_at[-1] == len(healthy.calls)
+    # They were flushed right after the failure (open, hparams, 2 records).
+    assert 4 in healthy.flushed_at
+    assert [c[0] for c in failing.calls] == ["open", "hparams", "scalars"]
+    failure = logger.failure  # seen without raising
+    assert failure is not None and failure is raised.value
+    assert failure.backend == "ListBackend"
+    assert failure.location == "memory://failing"
+    assert failure.method == "log_scalars"
+    assert failure.iteration == 2 and failure.run_indices == (0,)
+    assert isinstance(failure.__cause__, RuntimeError)
+    message = (
+        r"ListBackend \(memory://failing\) failed in log_scalars at iteration 2 "
+        r"of run 0 .*backend failure at record 2"
+    )
+    with pytest.raises(LoggingBackendError, match=message) as info:
+        logger.close()
+    assert info.value is failure
+    assert failing.calls[-1] == ("close", None)  # closed, to release its files
+    assert healthy.calls[-2:] == [("finish", 0), ("close", None)]
+    assert logger.failure is failure  # still readable after close
+    logger.close()  # closing again does nothing (and does not raise again)
+    # A new logger trains as usual.
     ok = ListBackend()
-    logger.close()
     with LoggingCallback([ok, JSONLBackend(tmp_path / "again.jsonl")]) as again:
         train(again, jr.key(0))
     assert len(ok.records) == ITERATIONS
+    assert again.failure is None
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
+def test_a_backend_raising_keyboard_interrupt_or_system_exit(
+    tmp_path: Path, error: type[BaseException]
+) -> None:
+    """Neither kills the writer: the run stops, learn raises the exception
+    itself with a note naming the backend (and the result attached), the
+    others have every record, and close() raises it again."""
+    path = tmp_path / "log.jsonl"
+    failing = ListBackend(fail_at=2, error=error)
+    logger = LoggingCallback([failing, JSONLBackend(path)])
+    planned = 2 * ITERATIONS
+    with pytest.raises(error) as raised:
+        train(logger, jr.key(0), planned * ALGO.steps_per_iteration)
+    status = raised.value.result.status  # type: ignore[attr-defined]  # attached by train
+    stopped = int(status.iteration)
+    # The writer runs beside the program: the run stops at the first host
+    # call after the failure, if one comes before its end.
+    assert stopped >= 3
+    if stopped < planned:
+        assert status.reasons() is StopReason.LOGGING_FAILED
+    logged = list(range(1, stopped + 1))
+    assert [r["time/iteration"] for r in read_jsonl(path)] == logged
+    (note,) = raised.value.__notes__
+    assert "logging backend ListBackend in log_scalars" in note
+    failure = logger.failure
+    assert failure is not None and failure.__cause__ is raised.value
+    with pytest.raises(error) as info:
+        logger.close()
+    assert info.value is raised.value
+    assert info.value.__notes__ == [note]
+
+
+def test_exit_adds_close_failures_to_the_blocks_exception(tmp_path: Path) -> None:
+    """A with block that raises keeps its exception; every other failure
+    becomes a note on it, naming the backend and where it writes."""
+    closing = ListBackend(close_error=OSError("disk gone"), path="memory://b")
+    with pytest.raises(ValueError, match="the block's own error") as info:
+        with LoggingCallback([closing]) as logger:
+            train(logger, jr.key(0))
+            raise ValueError("the block's own error")
+    (note,) = info.value.__notes__
+    assert "ListBackend (memory://b) failed in close" in note and "disk gone" in note
+    assert closing.calls[-1] == ("close", None)
+    assert len(closing.records) == ITERATIONS
+    # The block's error is the failure train raised: the close failure of
+    # the other backend is noted on it, the failure itself is not.
+    failing = ListBackend(fail_at=2, path="memory://a")
+    closing = ListBackend(close_error=OSError("disk gone"), path="memory://b")
+    with pytest.raises(LoggingBackendError) as raised:
+        with LoggingCallback([failing, closing]) as logger:
+            train(logger, jr.key(0))
+    assert "ListBackend (memory://a) failed in log_scalars at iteration 2" in str(
+        raised.value
+    )
+    (note,) = raised.value.__notes__
+    assert "ListBackend (memory://b) failed in close" in note and "disk gone" in note
+
+
+def test_exit_raises_like_close_when_the_block_did_not(tmp_path: Path) -> None:
+    first = ListBackend(close_error=OSError("first disk gone"))
+    second = ListBackend(close_error=OSError("disk gone"), path="memory://b")
+    with pytest.raises(LoggingBackendError, match="first disk gone") as info:
+        with LoggingCallback([first, second]) as logger:
+            train(logger, jr.key(0))
+    (note,) = info.value.__notes__  # the second failure
+    assert note.startswith("also: ") and "memory://b" in note
+
+
+def test_a_stuck_backend_is_given_up_on_after_drain_timeout(tmp_path: Path) -> None:
+    """learn waits at most drain_timeout for a backend call that does not
+    return, records it as stuck, and does not wait for it again."""
+    path = tmp_path / "log.jsonl"
+    gate = threading.Event()
+    stuck = ListBackend(block=gate, block_at=2)
+    logger = LoggingCallback([stuck, JSONLBackend(path)], drain_timeout=3.0)
+    try:
+        # The end of the call gives up on the stuck call after drain_timeout
+        # and reports it: the run had completed.
+        with pytest.raises(LoggingBackendError) as first:
+            train(logger, jr.key(0))
+        assert first.value.result.status.reasons() is StopReason.COMPLETED
+        start = time.monotonic()
+        # The failure was recorded at the end of the first call: the second
+        # stops after its first iteration and raises it.
+        with pytest.raises(LoggingBackendError) as raised:
+            train(logger, jr.key(1))
+        assert time.monotonic() - start < 3.0  # not waiting for it again
+    finally:
+        gate.set()
+    stopped = raised.value.result.status
+    assert stopped.reasons() is StopReason.LOGGING_FAILED
+    assert int(stopped.iteration) == 1
+    failure = logger.failure
+    assert failure is not None and failure.method == "log_scalars"
+    assert failure.iteration == 2 and failure.run_indices == (0,)
+    assert isinstance(failure.__cause__, TimeoutError)
+    assert "did not return within drain_timeout=3.0 s" in str(failure)
+    with pytest.raises(LoggingBackendError) as info:
+        logger.close()
+    assert info.value is failure is raised.value
+    # Once the call returned, the others got everything, at the right steps.
+    rows = read_jsonl(path)
+    assert [r["time/iteration"] for r in rows] == list(range(1, ITERATIONS + 2))
+    per = ALGO.steps_per_iteration
+    assert [r["step"] for r in rows] == [per * i for i in range(1, ITERATIONS + 2)]
+    assert len(stuck.records) == 2 and stuck.calls[-1] == ("close", None)
+
+
+def test_learn_waits_at_most_drain_timeout(tmp_path: Path) -> None:
+    gate = threading.Event()
+    stuck = ListBackend(block=gate, block_at=1)
+    logger = LoggingCallback([stuck], drain_timeout=1.0)
+    try:
+        start = time.monotonic()
+        with pytest.raises(LoggingBackendError, match="drain_timeout=1.0") as info:
+            train(logger, jr.key(0))
+        elapsed = time.monotonic() - start
+    finally:
+        gate.set()
+    assert stuck.blocked.is_set()
+    assert elapsed >= 1.0
+    with pytest.raises(LoggingBackendError) as again:
+        logger.close()
+    assert again.value is info.value
 
 
 def test_unwritable_directories_raise_at_construction(tmp_path: Path) -> None:
@@ -118,6 +281,9 @@ def test_bad_configuration_raises_at_construction(tmp_path: Path) -> None:
         LoggingCallback([backend], hparams={"seed": [1, 2]})  # type: ignore[dict-item]  # deliberate misuse
     with pytest.raises(ValueError, match="name must be a non-empty str"):
         LoggingCallback([backend], name="")
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="drain_timeout must be a positive"):
+            LoggingCallback([backend], drain_timeout=bad)
     with pytest.raises(ValueError, match="refresh_per_second must be a positive"):
         ConsoleBackend(refresh_per_second=-1.0)
     with pytest.raises((TypeError, ValueError), match="mode"):

@@ -82,11 +82,11 @@ def test_logged_values_match_a_recorded_rollout(tmp_path: Path) -> None:
     for row, exp in zip(rows, expected, strict=True):
         assert_rollout_matches(row, exp)
 
-    # The packed step state's named views: per environment, the episode in
+    # The step state's named fields: per environment, the episode in
     # progress at the end (steps since its last done) and whether one ended.
     stats = result.callback_step_state[0]
-    assert stats.floats.shape == (ALGO.num_envs, 6)
-    assert stats.ints.shape == (ALGO.num_envs, 4)
+    assert stats.episode_return.shape == (ALGO.num_envs,)
+    assert stats.window_length_sum.shape == (ALGO.num_envs,)
     for e in range(ALGO.num_envs):
         ends = np.flatnonzero(dones[e])
         start = ends[-1] + 1 if ends.size else 0

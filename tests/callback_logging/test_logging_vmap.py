@@ -1,9 +1,6 @@
 """Under eqx.filter_vmap over seeds every run is logged apart from the others."""
 
 import io
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, final
@@ -247,44 +244,3 @@ def test_nested_vmap_runs_are_numbered_row_major(tmp_path: Path) -> None:
             mine = [r for r in rows if r["run"] == 2 * outer + inner]
             for row, it in zip(mine, LOGGED, strict=True):
                 assert_rollout_matches(row, expected[it - 1])
-
-
-_PORTABLE_SCRIPT = """
-import json, sys
-import equinox as eqx, jax, jax.numpy as jnp, jax.random as jr
-from lerax.algorithm import PPO
-from lerax.callback import JSONLBackend, LoggingCallback, run_index
-from lerax.env import CartPole
-from lerax.policy import MLPActorCriticPolicy
-
-# the fallbacks: no primitive of Lerax's own in the traced program
-assert "lerax" not in str(jax.make_jaxpr(jax.vmap(run_index))(jnp.zeros(3)))
-env = CartPole()
-policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
-algo = PPO(num_envs=2, num_steps=32, num_epochs=1, num_minibatches=1)
-logger = LoggingCallback([JSONLBackend(sys.argv[1])])
-eqx.filter_vmap(
-    lambda k: algo.train(env, policy, 3 * 64, key=k, callback=logger)
-)(jr.split(jr.key(0), 3))
-logger.close()
-"""
-
-
-def test_portable_host_calls_without_jax_internals(tmp_path: Path) -> None:
-    """With ``LERAX_NO_JAX_INTERNALS=1`` the host calls fall back to
-    ``jax.debug.callback`` (one call per seed) and seeds still stay apart."""
-    path = tmp_path / "log.jsonl"
-    env = {**os.environ, "LERAX_NO_JAX_INTERNALS": "1", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _PORTABLE_SCRIPT, str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = read_jsonl(path)
-    assert sorted((r["run"], r["time/iteration"]) for r in rows) == [
-        (run, it) for run in range(3) for it in (1, 2, 3)
-    ]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jaxtyping import Array, Float, Int, PRNGKeyArray, TypeCheckError
 
-from lerax.distribution import AbstractDistribution, Categorical
+from lerax.distribution import Categorical
 
 RAW = np.array([1.5, -0.3, 0.0, 2.2, -4.0], np.float32)
 
@@ -39,10 +39,6 @@ def _sampler(dist: Categorical) -> Callable[[PRNGKeyArray], Int[Array, ""]]:
         return dist.sample(key=key)
 
     return sample
-
-
-def test_is_a_distribution() -> None:
-    assert isinstance(Categorical(jnp.asarray(RAW)), AbstractDistribution)
 
 
 def test_logits_are_normalised_and_shift_invariant() -> None:

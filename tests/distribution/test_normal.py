@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jaxtyping import Array, Float, PRNGKeyArray, TypeCheckError
 
-from lerax.distribution import AbstractDistribution, Normal
+from lerax.distribution import Normal
 
 MEAN = np.array([0.5, -2.0, 3.0], np.float32)
 LOG_STD = np.array([0.0, -1.0, 0.7], np.float32)
@@ -31,10 +31,6 @@ def _grad(f: Callable[[_T], Float[Array, ""]]) -> Callable[[_T], _T]:
 
 def _normal() -> Normal:
     return Normal(jnp.asarray(MEAN), jnp.asarray(LOG_STD))
-
-
-def test_is_a_distribution() -> None:
-    assert isinstance(_normal(), AbstractDistribution)
 
 
 def test_log_prob_is_the_sum_of_univariate_log_densities() -> None:

@@ -9,3 +9,6 @@ from ._optim import current_learning_rate as current_learning_rate
 from ._ppo import PPO as PPO
 from ._ppo import PPOBatch as PPOBatch
 from ._seeds import shard_seeds as shard_seeds
+from ._status import StopReason as StopReason
+from ._status import TrainingInterrupted as TrainingInterrupted
+from ._status import TrainStatus as TrainStatus

@@ -8,12 +8,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree, Shaped
 from jaxtyping import Key as PRNGKey
 from typing_extensions import TypeVar
 
+from .. import _interrupt
 from .._custom_types import ArrayTree, Key, OptState, TrainingLog
+from .._host import any_run, failures_of, poll, run_index
 from ..callback._base import (
     AbstractCallback,
     EmptyCallbackState,
@@ -36,10 +39,10 @@ from ..callback._invoke import (
     call_step_reset,
 )
 from ..callback._list import CallbackLike, CallbackList, CallbackSequence
-from ..callback._run_index import run_index
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box
+from ._status import StopReason, TrainingInterrupted, TrainStatus
 
 PolicyBoundT = TypeVar("PolicyBoundT", bound=AbstractPolicy[Any, Any])
 P = TypeVar("P", bound=AbstractPolicy[Any, Any])
@@ -60,8 +63,9 @@ class Rollout(eqx.Module):
         truncated: the episode hit its time limit at this step.
         next_observations: the observation after each step, before any
             automatic reset (bootstrap from these on truncation).
-        extras: what the algorithm's :meth:`AbstractAlgorithm.act` returned per
-            step (e.g. ``log_prob`` and ``value`` for PPO).
+        extras: what the algorithm's
+            [`AbstractAlgorithm.act`][lerax.algorithm.AbstractAlgorithm.act] returned
+            per step (e.g. ``log_prob`` and ``value`` for PPO).
         last_observations: the observations the next rollout starts from,
             leading axis ``[num_envs]``.
     """
@@ -85,12 +89,14 @@ class TrainResult(eqx.Module, Generic[P, S, T]):
     Attributes:
         policy: the trained policy.
         opt_state: the optimizer state at the end, over what the algorithm
-            optimises (:meth:`AbstractAlgorithm.init_optimizer_state`; for PPO
-            one flat parameter vector). ``current_learning_rate`` reads it.
+            optimises
+            ([`AbstractAlgorithm.init_optimizer_state`][lerax.algorithm.AbstractAlgorithm.init_optimizer_state];
+            for PPO one flat parameter vector). ``current_learning_rate`` reads it.
         callback_state: the callback's iteration-level state at the end.
         callback_step_state: the callback's step states, leading axis ``num_envs``.
         iterations: iterations actually run (fewer than planned on early stop).
         timesteps: environment steps actually taken, over all environments.
+        status: whether and why the run stopped early, and at which iteration.
     """
 
     policy: P
@@ -99,24 +105,32 @@ class TrainResult(eqx.Module, Generic[P, S, T]):
     callback_step_state: T
     iterations: Int[Array, ""]
     timesteps: Int[Array, ""]
+    status: TrainStatus
 
 
 class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
     """Base class of training algorithms.
 
-    It owns the one training loop (:meth:`train`/:meth:`learn`), including every
-    callback hook call, automatic environment resets and early stopping. An
-    algorithm supplies only:
+    It owns the one training loop
+    ([`train`][lerax.algorithm.AbstractAlgorithm.train] and
+    [`learn`][lerax.algorithm.AbstractAlgorithm.learn]), including every callback
+    hook call, automatic environment resets and early stopping. An algorithm
+    supplies only:
 
-    - :meth:`optimizer`: the optax transformation it updates the policy with;
-    - :meth:`act`: what the policy does at one step of the rollout;
-    - :meth:`update`: the update from one rollout;
-    - :meth:`initial_training_log`: the names of its training statistics.
+    - [`optimizer`][lerax.algorithm.AbstractAlgorithm.optimizer]: the optax
+      transformation it updates the policy with;
+    - [`act`][lerax.algorithm.AbstractAlgorithm.act]: what the policy does at one step
+      of the rollout;
+    - [`update`][lerax.algorithm.AbstractAlgorithm.update]: the update from one rollout;
+    - [`initial_training_log`][lerax.algorithm.AbstractAlgorithm.initial_training_log]:
+      the names of its training statistics.
 
-    and may override :meth:`init_optimizer_state` when its update optimises
-    another representation of the parameters than the policy's array leaves,
-    and :meth:`update_without_log`, the update the loop runs when no callback
-    can read the training log.
+    and may override
+    [`init_optimizer_state`][lerax.algorithm.AbstractAlgorithm.init_optimizer_state]
+    when its update optimises another representation of the parameters than the policy's
+    array leaves, and
+    [`update_without_log`][lerax.algorithm.AbstractAlgorithm.update_without_log], the
+    update the loop runs when no callback can read the training log.
 
     Each iteration collects ``num_steps`` steps from each of ``num_envs``
     parallel environments, then updates.
@@ -135,7 +149,8 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         """The optimizer state training starts from. By default ``optimizer``
         initialised on the policy's floating-point array leaves; an algorithm
         that optimises another representation of the parameters (e.g. one flat
-        vector) overrides it to match its :meth:`update`."""
+        vector) overrides it to match its
+        [`update`][lerax.algorithm.AbstractAlgorithm.update]."""
         return optimizer.init(eqx.filter(policy, eqx.is_inexact_array))
 
     @abc.abstractmethod
@@ -145,8 +160,8 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         """Choose an action for one (unbatched) observation.
 
         Returns the action and named per-step arrays to store in the rollout
-        (:attr:`Rollout.extras`); callbacks see the latter as ``ctx.locals`` in
-        ``on_step``.
+        ([`Rollout.extras`][lerax.algorithm.Rollout]); callbacks see the latter as
+        ``ctx.locals`` in ``on_step``.
         """
 
     @abc.abstractmethod
@@ -160,8 +175,9 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         key: Key,
     ) -> tuple[PolicyBoundT, OptState, dict[str, Float[Array, ""]]]:
         """Update the policy from one rollout with ``optimizer`` (what
-        :meth:`optimizer` returned for this run); return the policy, the
-        optimizer state and the training log (scalar statistics by name)."""
+        [`optimizer`][lerax.algorithm.AbstractAlgorithm.optimizer] returned for this
+        run); return the policy, the optimizer state and the training log (scalar
+        statistics by name)."""
 
     def update_without_log(
         self,
@@ -172,13 +188,14 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         *,
         key: Key,
     ) -> tuple[PolicyBoundT, OptState]:
-        """What the loop calls instead of :meth:`update` when nothing can read
-        the training log (training without a callback). It must update exactly
-        as :meth:`update` does. By default it is :meth:`update` with the log
-        dropped (XLA then drops the work only the log needed); an algorithm
-        overrides it when its cheapest program without the log has another
-        shape (PPO: one loop over all epochs instead of a separate last
-        epoch for its statistics)."""
+        """What the loop calls instead of
+        [`update`][lerax.algorithm.AbstractAlgorithm.update] when nothing can read the
+        training log (training without a callback). It must update exactly as
+        [`update`][lerax.algorithm.AbstractAlgorithm.update] does. By default it is
+        [`update`][lerax.algorithm.AbstractAlgorithm.update] with the log dropped (XLA
+        then drops the work only the log needed); an algorithm overrides it when its
+        cheapest program without the log has another shape (PPO: one loop over all
+        epochs instead of a separate last epoch for its statistics)."""
         policy, opt_state, _ = self.update(
             policy, optimizer, opt_state, rollout, key=key
         )
@@ -186,13 +203,22 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
 
     @abc.abstractmethod
     def initial_training_log(self) -> dict[str, Float[Array, ""]]:
-        """The training log before the first update: every name :meth:`update`
-        reports, with value zero."""
+        """The training log before the first update: every name
+        [`update`][lerax.algorithm.AbstractAlgorithm.update] reports, with value
+        zero."""
 
     @property
     def name(self) -> str:
         """A short name for logs (the class name)."""
         return type(self).__name__
+
+    @property
+    def interrupt_check_every(self) -> int:
+        """How often (in iterations) the loop asks the host whether Ctrl-C was
+        pressed: every iteration by default. An algorithm whose iterations are
+        much shorter than a host call returns more, so that the poll stays a
+        small part of the time (BENCHMARKS.md has its cost for PPO)."""
+        return 1
 
     @property
     def steps_per_iteration(self) -> int:
@@ -228,6 +254,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         *,
         key: Key,
         callback: None = None,
+        interruptible: bool = True,
     ) -> TrainResult[P, EmptyCallbackState, EmptyCallbackStepState]: ...
     @overload
     def train(
@@ -238,6 +265,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         *,
         key: Key,
         callback: AbstractCallback[S, T, E, P],
+        interruptible: bool = True,
     ) -> TrainResult[P, S, T]: ...
     @overload
     def train(
@@ -248,6 +276,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         *,
         key: Key,
         callback: CallbackSequence,
+        interruptible: bool = True,
     ) -> TrainResult[P, tuple[Any, ...], tuple[Any, ...]]: ...
     def train(
         self,
@@ -257,6 +286,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         *,
         key: Key,
         callback: CallbackLike | None = None,
+        interruptible: bool = True,
     ) -> TrainResult[P, Any, Any]:
         """Train ``policy`` on ``env`` for ``total_timesteps`` environment steps.
 
@@ -264,7 +294,15 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         program; a second call with the same configuration reuses it. Training
         stops early once the callback's ``continue_training`` returns false.
         Works under ``eqx.filter_vmap`` (e.g. over ``key`` for several seeds,
-        each of which stops on its own).
+        each of which stops on its own). ``TrainResult.status`` says for each
+        run whether and why it stopped early.
+
+        Ctrl-C (SIGINT) stops training at the next iteration boundary (the
+        loop asks the host every
+        [`interrupt_check_every`][lerax.algorithm.AbstractAlgorithm.interrupt_check_every]
+        iterations); the handler is installed on the first call from the main thread,
+        chaining to the one before, and a second Ctrl-C behaves as that one does. Off
+        the main thread (if no call was ever made on it) training is not interruptible.
 
         Args:
             env: the environment.
@@ -274,17 +312,38 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
             key: the PRNG key. Callbacks draw from a stream of their own, so
                 a callback that does not stop training never changes the result.
             callback: a callback, a list of callbacks (run as a
-                :class:`~lerax.callback.CallbackList`) or ``None``.
+                [`CallbackList`][lerax.callback.CallbackList]) or ``None``.
+            interruptible: poll for Ctrl-C (False compiles without the poll;
+                a logging failure is then reported as a callback stop).
 
         Raises:
-            TypeError: if ``callback`` is not a callback, a list of them or None.
+            TypeError: if ``callback`` is not a callback, a list of them or
+                None, or ``interruptible`` is not a bool.
             ValueError: if ``total_timesteps`` is below one iteration, or the
                 policy was built for other spaces than ``env``'s.
+            TrainingInterrupted: called directly (not under ``jit``/``vmap``),
+                when Ctrl-C stopped training; ``result`` holds the result.
+            LoggingBackendError: called directly, when a logging backend
+                failed and stopped training (a backend's ``KeyboardInterrupt``
+                or ``SystemExit`` is raised as itself, with a note naming the
+                backend); ``result`` holds the result. Under a transform, runs
+                end normally with their ``status`` and the logger's
+                ``close()`` raises the error.
         """
         cb = as_callback(callback)
         num_iterations = self.num_iterations(total_timesteps)
         check_policy_fits(env, policy)
-        return _train(self, env, policy, cb, total_timesteps, num_iterations, key)
+        if not isinstance(interruptible, bool):
+            raise TypeError(
+                f"interruptible must be a bool, got interruptible={interruptible!r}"
+            )
+        if interruptible:
+            _interrupt.install()
+        result = _train(
+            self, env, policy, cb, total_timesteps, num_iterations, key, interruptible
+        )
+        _raise_if_abnormal(result, cb)
+        return result
 
     @overload
     def learn(
@@ -295,6 +354,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         *,
         key: Key,
         callback: None = None,
+        interruptible: bool = True,
     ) -> P: ...
     @overload
     def learn(
@@ -305,6 +365,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         *,
         key: Key,
         callback: AbstractCallback[Any, Any, E, P] | CallbackSequence,
+        interruptible: bool = True,
     ) -> P: ...
     def learn(
         self,
@@ -314,12 +375,47 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         *,
         key: Key,
         callback: CallbackLike | None = None,
+        interruptible: bool = True,
     ) -> P:
-        """Like :meth:`train`, returning only the trained policy."""
+        """Like [`train`][lerax.algorithm.AbstractAlgorithm.train], returning only the
+        trained policy."""
         result: TrainResult[P, Any, Any] = self.train(
-            env, policy, total_timesteps, key=key, callback=callback
+            env,
+            policy,
+            total_timesteps,
+            key=key,
+            callback=callback,
+            interruptible=interruptible,
         )
         return result.policy
+
+
+def _raise_if_abnormal(
+    result: TrainResult[Any, Any, Any], callback: AbstractCallback[Any, Any, Any, Any]
+) -> None:
+    """Called directly (eagerly), raise for an abnormal end: Ctrl-C as
+    [`TrainingInterrupted`][lerax.algorithm.TrainingInterrupted]; a failure of one of
+    the callback's host objects (a logging backend that failed during this call or
+    before it) as the error its logger recorded; both with ``result`` attached. Under a
+    transform (the status is traced) every run just returns its status."""
+    try:
+        codes = np.asarray(result.status.code)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return
+    if (codes == StopReason.INTERRUPTED).any():
+        stopped = np.asarray(result.status.iteration)[codes == StopReason.INTERRUPTED]
+        raise TrainingInterrupted(result, int(stopped.max()))
+    try:
+        ids = [int(i) for i in np.asarray(callback.host_ids()).reshape(-1)]
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return
+    # The writer runs beside the program: a failure in its last iterations
+    # stops no run but is reported all the same.
+    errors = failures_of(ids)
+    if errors:
+        error = errors[0]
+        setattr(error, "result", result)  # noqa: B010  # any exception type
+        raise error
 
 
 def as_callback(callback: object) -> AbstractCallback[Any, Any, Any, Any]:
@@ -387,6 +483,7 @@ def _train(
     total_timesteps: int,
     num_iterations: int,
     key: Key,
+    interruptible: bool,
 ) -> TrainResult[Any, Any, Any]:
     num_envs, num_steps = algo.num_envs, algo.num_steps
     steps_per_iteration = num_envs * num_steps
@@ -406,12 +503,12 @@ def _train(
             eqx.filter(policy, eqx.is_array),
             eqx.filter(env, eqx.is_array),
             eqx.filter(callback, eqx.is_array),
+            eqx.filter(algo, eqx.is_array),
         )
     )
     optimizer = algo.optimizer(num_iterations)
     opt_state = algo.init_optimizer_state(optimizer, policy)
     env_states, observations = jax.vmap(lambda k: env.reset(key=k))(reset_keys)
-    no_locals: dict[str, Shaped[Array, "..."]] = {}
     reset_ctx = ResetContext(
         env=env,
         policy=policy,
@@ -419,7 +516,6 @@ def _train(
         algorithm=algo,
         total_timesteps=total_timesteps,
         num_envs=num_envs,
-        locals=no_locals,
         run_index=index,
     )
     cb_state = call_reset(callback, reset_ctx, key=k_reset)
@@ -451,7 +547,6 @@ def _train(
             num_timesteps=timesteps,
             total_timesteps=total_timesteps,
             algorithm=algo,
-            locals=no_locals,
             run_index=index,
         )
 
@@ -558,11 +653,16 @@ def _train(
         )
         return rollout, env_states, observations, cb_step_state
 
-    def cond(carry: _Carry) -> Bool[Array, ""]:
-        iteration, keep_going = carry[0], carry[-2]
-        return jnp.logical_and(keep_going, iteration < num_iterations)
+    def running(iteration: Int[Array, ""], code: Int[Array, ""]) -> Bool[Array, ""]:
+        return jnp.logical_and(code == StopReason.COMPLETED, iteration < num_iterations)
 
-    def body(carry: _Carry) -> _Carry:
+    def cond(carry: _Carry) -> Bool[Array, ""]:
+        # Unbatched under vmap (the loop runs while any run is active; the
+        # body keeps stopped runs as they were), so the body may make host
+        # calls, which JAX refuses in a loop with a batched predicate.
+        return any_run(running(carry[0], carry[-2]))
+
+    def body(old: _Carry) -> _Carry:
         (
             iteration,
             timesteps,
@@ -573,12 +673,12 @@ def _train(
             observations,
             cb_state,
             cb_step_state,
-            keep_going,
+            code,
             loop_key,
-        ) = carry
+        ) = old
         # Under vmap the loop runs until every run stops; a stopped run's body
         # still executes (its results are discarded), so hooks are told.
-        active = jnp.logical_and(keep_going, iteration < num_iterations)
+        active = running(iteration, code)
         policy = eqx.combine(params, static)
         keys = jr.split(loop_key, _ITERATION_KEYS + num_steps * num_envs * _STEP_KEYS)
         loop_key, k_update, k_cb_iter, k_cb_continue = keys[:_ITERATION_KEYS]
@@ -616,7 +716,6 @@ def _train(
             num_timesteps=timesteps,
             total_timesteps=total_timesteps,
             algorithm=algo,
-            locals=no_locals,
             run_index=index,
             active=active,
         )
@@ -626,8 +725,11 @@ def _train(
             eqx.tree_at(lambda c: c.state, iter_ctx, cb_state),
             key=k_cb_continue,
         )
+        code = _stop_code(
+            keep_going, iteration < num_iterations, iteration, interrupt_every, ids
+        )
         params = eqx.filter(policy, eqx.is_array)
-        return (
+        new = (
             iteration,
             timesteps,
             params,
@@ -637,10 +739,22 @@ def _train(
             observations,
             cb_state,
             cb_step_state,
-            keep_going,
-            loop_key,
+            code,
         )
+        # A run that had stopped keeps everything as it was (its counters too).
+        kept = jax.tree.map(lambda n, o: jnp.where(active, n, o), new, old[:-1])
+        return (*kept, loop_key)
 
+    # Ctrl-C: the program tells the host it runs (its result starts the
+    # status, so the call comes first), polls every `interrupt_every`
+    # iterations and says when it has ended.
+    interrupt_every = algo.interrupt_check_every if interruptible else 0
+    # The host objects the callback writes through (their failures stop runs).
+    declared = callback.host_ids()
+    ids = jnp.stack(declared) if declared else jnp.zeros((0,), jnp.int32)
+    started = (
+        poll(_interrupt.begin, jnp.array(True)) if interruptible else jnp.asarray(0)
+    )
     init = (
         zero,
         zero,
@@ -651,7 +765,7 @@ def _train(
         observations,
         cb_state,
         cb_step_state,
-        jnp.array(True),
+        jnp.asarray(started, jnp.int32),
         train_key,
     )
     (
@@ -664,9 +778,11 @@ def _train(
         _,
         cb_state,
         cb_step_state,
-        _,
+        code,
         _,
     ) = jax.lax.while_loop(cond, body, init)
+    if interruptible:
+        poll(_interrupt.end, iteration >= 0)
     policy = eqx.combine(params, static)
     cb_state = call_on_training_end(
         callback,
@@ -688,7 +804,46 @@ def _train(
         callback_step_state=cb_step_state,
         iterations=iteration,
         timesteps=timesteps,
+        status=TrainStatus(code=code, iteration=iteration),
     )
+
+
+def _poll_stop(ids: list[int]) -> int:
+    """Host side of the loop's poll: bit 0, Ctrl-C asks to stop; bit 1, a
+    host object of the callback (``ids``) has failed."""
+    return int(_interrupt.requested()) | _poll_failure(ids)
+
+
+def _poll_failure(ids: list[int]) -> int:
+    """The poll when training is not interruptible: failures only."""
+    return 2 if failures_of(ids) else 0
+
+
+def _stop_code(
+    keep_going: Bool[Array, ""],
+    more: Bool[Array, ""],
+    iteration: Int[Array, ""],
+    interrupt_every: int,
+    host_ids: Int[Array, " n"],
+) -> Int[Array, ""]:
+    """This iteration's [`StopReason`][lerax.algorithm.StopReason] (COMPLETED: go on).
+    ``more``: the run has iterations left. The host is asked only when a callback stops
+    the run (to tell a logging failure from a callback's decision) or, every
+    ``interrupt_every`` iterations (0: never), whether Ctrl-C was pressed."""
+    stopping = jnp.logical_not(keep_going)
+    if interrupt_every:
+        due = jnp.logical_and(iteration % interrupt_every == 0, more)
+        flags = poll(_poll_stop, jnp.logical_or(stopping, due), host_ids)
+    else:
+        flags = poll(_poll_failure, stopping, host_ids)
+    interrupted = jnp.logical_and((flags & 1) != 0, more)
+    failed = (flags & 2) != 0
+    by_callback = jnp.logical_and(stopping, more)
+    return jnp.select(
+        [interrupted, jnp.logical_and(stopping, failed), by_callback],
+        [StopReason.INTERRUPTED, StopReason.LOGGING_FAILED, StopReason.CALLBACK],
+        StopReason.COMPLETED,
+    ).astype(jnp.int32)
 
 
 __all__ = ["AbstractAlgorithm", "Rollout", "TrainResult"]

@@ -54,7 +54,8 @@ def next_state_values(
     values: Float[Array, "steps envs"],
 ) -> Float[Array, "steps envs"]:
     """The value of the observation each step of ``rollout`` led to, for
-    :func:`generalized_advantage_estimate`'s ``next_values``.
+    [`generalized_advantage_estimate`][lerax.algorithm.generalized_advantage_estimate]'s
+    ``next_values``.
 
     ``values[t]`` must be ``policy.value(rollout.observations[t])`` (what PPO
     stores during the rollout). Within an episode the next observation is the

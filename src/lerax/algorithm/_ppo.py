@@ -23,7 +23,7 @@ ActorCritic = AbstractActorCriticPolicy[Any, Any]
 
 @final
 class PPOBatch(eqx.Module):
-    """A (mini)batch for :meth:`PPO.loss`, leading axis ``batch``.
+    """A (mini)batch for [`PPO.loss`][lerax.algorithm.PPO.loss], leading axis ``batch``.
 
     Attributes:
         observations: observations the actions were taken on.
@@ -50,12 +50,16 @@ class PPO(AbstractAlgorithm[ActorCritic]):
     ``num_minibatches`` minibatch gradient steps with Adam, gradient clipping at
     ``max_grad_norm`` and an optionally linearly annealed learning rate. The
     current learning rate is in the optimizer state
-    (:func:`~lerax.algorithm.current_learning_rate`).
+    ([`current_learning_rate`][lerax.algorithm.current_learning_rate]).
 
     ``on_step`` callbacks see ``ctx.locals`` = ``{"log_prob", "value"}`` (the
     action's log-probability and the state value). The training log holds
     ``loss``, ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
     ``clip_fraction``, ``explained_variance`` and ``learning_rate``.
+
+    Ctrl-C is polled every iteration (``interrupt_check_every`` is 1): an
+    iteration, ``num_epochs`` passes of gradient steps over a rollout, takes
+    far longer than the poll's one host call (BENCHMARKS.md has the cost).
 
     Attributes:
         num_envs: parallel environments.
@@ -133,7 +137,7 @@ class PPO(AbstractAlgorithm[ActorCritic]):
     ) -> OptState:
         """``optimizer`` initialised on the policy's parameters as one flat
         vector (``jax.flatten_util.ravel_pytree`` of its floating-point arrays),
-        which is what :meth:`update` optimises."""
+        which is what [`update`][lerax.algorithm.PPO.update] optimises."""
         params, _, _ = _flat_parameters(policy)
         return optimizer.init(params)
 
@@ -164,11 +168,10 @@ class PPO(AbstractAlgorithm[ActorCritic]):
     def _loss(
         self, policy: ActorCritic, batch: "PPOBatch"
     ) -> tuple[Float[Array, ""], Float[Array, " 6"]]:
-        """:meth:`loss` with its statistics as one vector (``_STAT_NAMES``):
-        the per-sample terms are averaged in one reduction, and the update's
-        scan stacks one vector per minibatch, which keeps the statistics
-        cheap when a callback reads them (about 4 % of a default run less
-        than six separate means)."""
+        """[`loss`][lerax.algorithm.PPO.loss] with its statistics as one vector
+        (``_STAT_NAMES``): the per-sample terms are averaged in one reduction, and the
+        update's scan stacks one vector per minibatch, which keeps the statistics cheap
+        when a callback reads them (cheaper than six separate means)."""
         log_probs, entropy, new_values = jax.vmap(policy.evaluate_action)(
             batch.observations, batch.actions
         )
@@ -206,8 +209,7 @@ class PPO(AbstractAlgorithm[ActorCritic]):
 
         The loss statistics of the log are the means over the last epoch's
         minibatches, computed in that epoch only: it is a loop of its own, so
-        the other epochs' minibatch steps skip them (about 2 % of a default
-        run when a callback reads the log)."""
+        the other epochs' minibatch steps skip them."""
         return self._update(
             policy, optimizer, opt_state, rollout, key=key, with_log=True
         )
@@ -221,9 +223,9 @@ class PPO(AbstractAlgorithm[ActorCritic]):
         *,
         key: Key,
     ) -> tuple[ActorCritic, OptState]:
-        """:meth:`update` as one loop over all epochs: the same parameters,
-        without the separate last epoch (which costs compilation) when nothing
-        reads the log."""
+        """[`update`][lerax.algorithm.PPO.update] as one loop over all epochs: the same
+        parameters, without the separate last epoch (which costs compilation) when
+        nothing reads the log."""
         policy, opt_state, _ = self._update(
             policy, optimizer, opt_state, rollout, key=key, with_log=False
         )
@@ -263,8 +265,7 @@ class PPO(AbstractAlgorithm[ActorCritic]):
             ),
         )
         # The optimizer works on one flat parameter vector: a few fused
-        # kernels per step instead of several per parameter array (about 14 %
-        # faster per minibatch step on CPU for the default 64x64 networks).
+        # kernels per step instead of several per parameter array.
         params, unravel, static = _flat_parameters(policy)
         minibatch = batch // self.num_minibatches
 

@@ -1,9 +1,8 @@
-"""The typed, compile-checked callback framework."""
+"""The typed, compile-checked callback framework, and (from
+[`lerax.callback.logging`][lerax.callback.logging]) the logging callbacks."""
 
-# The contexts module must be imported first: it completes a circular import with
-# lerax.algorithm (see the note at the end of _context.py).
-from . import _context as _context  # isort: split
-
+from .._host import num_runs as num_runs
+from .._host import run_index as run_index
 from ._base import AbstractCallback as AbstractCallback
 from ._base import EmptyCallbackState as EmptyCallbackState
 from ._base import EmptyCallbackStepState as EmptyCallbackStepState
@@ -15,15 +14,16 @@ from ._empty import EmptyCallback as EmptyCallback
 from ._errors import CallbackStateError as CallbackStateError
 from ._list import CallbackLike as CallbackLike
 from ._list import CallbackList as CallbackList
-from ._logging import EpisodeStatistics as EpisodeStatistics
-from ._logging import LoggingCallback as LoggingCallback
-from ._logging_backend import AbstractLoggingBackend as AbstractLoggingBackend
-from ._logging_backend import HParamValue as HParamValue
-from ._logging_backend import RunInfo as RunInfo
-from ._logging_console import ConsoleBackend as ConsoleBackend
-from ._logging_jsonl import JSONLBackend as JSONLBackend
-from ._logging_tensorboard import TensorBoardBackend as TensorBoardBackend
-from ._logging_wandb import WandbBackend as WandbBackend
-from ._progress import ProgressBarCallback as ProgressBarCallback
-from ._run_index import num_runs as num_runs
-from ._run_index import run_index as run_index
+from ._types import AlgorithmInfo as AlgorithmInfo
+from .logging import AbstractLoggingBackend as AbstractLoggingBackend
+from .logging import ConsoleBackend as ConsoleBackend
+from .logging import EpisodeStatistics as EpisodeStatistics
+from .logging import HParamValue as HParamValue
+from .logging import JSONLBackend as JSONLBackend
+from .logging import LoggingBackendError as LoggingBackendError
+from .logging import LoggingCallback as LoggingCallback
+from .logging import LoggingState as LoggingState
+from .logging import ProgressBarCallback as ProgressBarCallback
+from .logging import RunInfo as RunInfo
+from .logging import TensorBoardBackend as TensorBoardBackend
+from .logging import WandbBackend as WandbBackend

@@ -6,7 +6,7 @@ from typing import Any, Generic, Literal, TypeVar, cast, final
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool
+from jaxtyping import Array, Bool, Int
 
 from .._custom_types import Key
 from ._context import IterationContext, ResetContext, StepContext, TrainingContext
@@ -31,34 +31,41 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
     called from inside the compiled training loop. It declares two state types
     as type arguments:
 
-    - ``StateT``: iteration-level state, created by :meth:`reset`, updated by
-      :meth:`on_training_start`, :meth:`on_iteration` and
-      :meth:`on_training_end`;
-    - ``StepStateT``: per-environment state, created by :meth:`step_reset` for
-      each parallel environment and updated by :meth:`on_step` after each of
-      that environment's steps. It persists across rollouts, so episode
-      statistics can span rollout boundaries. :class:`IterationContext` shows
-      the step states of all environments stacked on a leading ``num_envs`` axis.
+    - ``StateT``: iteration-level state, created by
+      [`reset`][lerax.callback.AbstractCallback.reset], updated by
+      [`on_training_start`][lerax.callback.AbstractCallback.on_training_start],
+      [`on_iteration`][lerax.callback.AbstractCallback.on_iteration] and
+      [`on_training_end`][lerax.callback.AbstractCallback.on_training_end];
+    - ``StepStateT``: per-environment state, created by
+      [`step_reset`][lerax.callback.AbstractCallback.step_reset] for each parallel
+      environment and updated by [`on_step`][lerax.callback.AbstractCallback.on_step]
+      after each of that environment's steps. It persists across rollouts, so episode
+      statistics can span rollout boundaries.
+      [`IterationContext`][lerax.callback.IterationContext] shows the step states of all
+      environments stacked on a leading ``num_envs`` axis.
 
     Two further type arguments, ``EnvT`` and ``PolicyT``, default to the
     abstract environment and policy; set them when a callback needs a specific
     environment's fields (``ctx.env.gravity``).
 
     Subclasses implement some or all hooks. A hook that is not implemented
-    keeps the state unchanged, and :meth:`continue_training` defaults to true.
-    A callback whose declared state (or step state) is
-    :class:`EmptyCallbackState` (:class:`EmptyCallbackStepState`) needs no
-    :meth:`reset` (:meth:`step_reset`); one that declares another state type
-    must implement the hook that creates it, or
-    :class:`~lerax.callback.CallbackStateError` is raised when training is
+    keeps the state unchanged, and
+    [`continue_training`][lerax.callback.AbstractCallback.continue_training] defaults to
+    true. A callback whose declared state (or step state) is
+    [`EmptyCallbackState`][lerax.callback.EmptyCallbackState]
+    ([`EmptyCallbackStepState`][lerax.callback.EmptyCallbackStepState]) needs no
+    [`reset`][lerax.callback.AbstractCallback.reset]
+    ([`step_reset`][lerax.callback.AbstractCallback.step_reset]); one that declares
+    another state type must implement the hook that creates it, or
+    [`CallbackStateError`][lerax.callback.CallbackStateError] is raised when training is
     traced. These identity defaults are the one deliberate exception in Lerax to
-    "override only abstract members": they are the documented contract of this
-    class.
+    "override only abstract members": they are the documented contract of this class.
 
     Every hook's return value is validated while tracing (never at run time):
     it must have the declared type, satisfy the jaxtyping annotations of its
     fields, and keep exactly the pytree structure, shapes and dtypes that
-    :meth:`reset` / :meth:`step_reset` produced.
+    [`reset`][lerax.callback.AbstractCallback.reset] /
+    [`step_reset`][lerax.callback.AbstractCallback.step_reset] produced.
 
     Hooks draw randomness only from their ``key``; the training loop gives
     callbacks a key stream of their own, so adding a callback never changes
@@ -68,14 +75,16 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
     def reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> StateT:
         """Create the iteration-level state, once before training.
 
-        Defaults to :class:`EmptyCallbackState` for callbacks that declare it.
+        Defaults to [`EmptyCallbackState`][lerax.callback.EmptyCallbackState] for
+        callbacks that declare it.
         """
         return cast(StateT, default_initial_state(self, "reset"))
 
     def step_reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> StepStateT:
         """Create one environment's step state, once per parallel environment.
 
-        Defaults to :class:`EmptyCallbackStepState` for callbacks that declare it.
+        Defaults to [`EmptyCallbackStepState`][lerax.callback.EmptyCallbackStepState]
+        for callbacks that declare it.
         """
         return cast(StepStateT, default_initial_state(self, "step_reset"))
 
@@ -101,16 +110,18 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
     def continue_training(
         self, ctx: IterationContext[StateT, StepStateT, EnvT, PolicyT], *, key: Key
     ) -> Bool[Array, ""]:
-        """Whether training goes on, evaluated after :meth:`on_iteration` with the
-        state it returned. A false value stops training: the remaining
-        iterations do nothing. Defaults to ``True``.
+        """Whether training goes on, evaluated after
+        [`on_iteration`][lerax.callback.AbstractCallback.on_iteration] with the state it
+        returned. A false value stops training: the remaining iterations do nothing.
+        Defaults to ``True``.
         """
         return jnp.array(True)
 
     def on_training_start(
         self, ctx: TrainingContext[StateT, StepStateT, EnvT, PolicyT], *, key: Key
     ) -> StateT:
-        """Update the state once training starts (after :meth:`reset`).
+        """Update the state once training starts (after
+        [`reset`][lerax.callback.AbstractCallback.reset]).
 
         Defaults to returning ``ctx.state``.
         """
@@ -125,6 +136,14 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
         """
         return ctx.state
 
+    def host_ids(self) -> tuple[Int[Array, ""], ...]:
+        """The ids of the host-side objects (writers, displays) this
+        callback's host calls go through, as Lerax's logging callbacks keep
+        them. When the callback stops a run, the training loop asks the host
+        whether one of them failed, to report why; a failure also makes an
+        eager ``train`` raise. Not a hook. Defaults to none."""
+        return ()
+
 
 @functools.cache
 def declared_state_types(cls: type) -> tuple[object, object]:
@@ -132,7 +151,7 @@ def declared_state_types(cls: type) -> tuple[object, object]:
 
     Resolved from the generic bases, through intermediate generic classes.
     An entry that is still a type variable (a generic callback such as
-    :class:`~lerax.callback.CallbackList`) means "not declared".
+    [`CallbackList`][lerax.callback.CallbackList]) means "not declared".
     """
     found = _resolve_callback_args(cls, {})
     if found is None:  # AbstractCallback itself, or a non-generic subclass
@@ -172,7 +191,8 @@ def default_initial_state(
     hook: Literal["reset", "step_reset"],
 ) -> EmptyCallbackState | EmptyCallbackStepState:
     """What an unimplemented ``reset``/``step_reset`` returns: the empty state
-    when the callback declares it, else a :class:`CallbackStateError`."""
+    when the callback declares it, else a
+    [`CallbackStateError`][lerax.callback.CallbackStateError]."""
     cls = type(callback)
     state_t, step_state_t = declared_state_types(cls)
     declared = state_t if hook == "reset" else step_state_t

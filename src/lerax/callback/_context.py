@@ -6,14 +6,14 @@ types first, then in the environment and policy types, so that inside a hook
 environment type the callback was written for.
 """
 
-from typing import Any, Generic, final
+from typing import Generic, final
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from .._custom_types import ArrayTree, NamedArrays, OptState, TrainingLog
-from ._types import EnvT_co, PolicyT_co, StateT_co, StepStateT_co
+from ._types import AlgorithmInfo, EnvT_co, PolicyT_co, StateT_co, StepStateT_co
 
 
 @final
@@ -28,18 +28,16 @@ class ResetContext(eqx.Module, Generic[EnvT_co, PolicyT_co]):
         algorithm: the algorithm (its hyperparameters).
         total_timesteps: the number of environment steps asked for.
         num_envs: the number of parallel environments.
-        locals: named arrays the algorithm exposes (documented per algorithm).
         run_index: this run's index when training is vmapped over runs (seeds),
-            else 0 (see :func:`~lerax.callback.run_index`).
+            else 0 (see [`run_index`][lerax.callback.run_index]).
     """
 
     env: EnvT_co
     policy: PolicyT_co
     opt_state: OptState
-    algorithm: "AbstractAlgorithm[Any]"
+    algorithm: AlgorithmInfo
     total_timesteps: int = eqx.field(static=True)
     num_envs: int = eqx.field(static=True)
-    locals: NamedArrays
     run_index: Int[Array, ""]
 
 
@@ -110,7 +108,6 @@ class IterationContext(
         num_timesteps: environment steps taken so far over all envs.
         total_timesteps: the number of environment steps asked for.
         algorithm: the algorithm (its hyperparameters).
-        locals: named arrays the algorithm exposes (documented per algorithm).
         run_index: this run's index when training is vmapped over runs, else 0.
         active: false only for a run that has already stopped early while other
             runs vmapped with it go on. vmap runs one program for all runs, so the
@@ -127,8 +124,7 @@ class IterationContext(
     iteration_count: Int[Array, ""]
     num_timesteps: Int[Array, ""]
     total_timesteps: int = eqx.field(static=True)
-    algorithm: "AbstractAlgorithm[Any]"
-    locals: NamedArrays
+    algorithm: AlgorithmInfo
     run_index: Int[Array, ""]
     active: Bool[Array, ""]
 
@@ -139,9 +135,9 @@ class TrainingContext(
 ):
     """Context of ``on_training_start`` and ``on_training_end``.
 
-    Same fields as :class:`IterationContext`. At the start ``iteration_count`` and
-    ``num_timesteps`` are zero and ``training_log`` holds zeros; at the end they
-    describe the run as it stopped (early stopping included).
+    Same fields as [`IterationContext`][lerax.callback.IterationContext]. At the start
+    ``iteration_count`` and ``num_timesteps`` are zero and ``training_log`` holds zeros;
+    at the end they describe the run as it stopped (early stopping included).
     """
 
     state: StateT_co
@@ -153,12 +149,5 @@ class TrainingContext(
     iteration_count: Int[Array, ""]
     num_timesteps: Int[Array, ""]
     total_timesteps: int = eqx.field(static=True)
-    algorithm: "AbstractAlgorithm[Any]"
-    locals: NamedArrays
+    algorithm: AlgorithmInfo
     run_index: Int[Array, ""]
-
-
-# Resolved here rather than at the top: the algorithm module imports the callback
-# framework, and the contexts' runtime type checks need the name bound in this
-# module. ``lerax/__init__.py`` imports ``lerax.callback`` before ``lerax.algorithm``.
-from ..algorithm._base import AbstractAlgorithm  # noqa: E402

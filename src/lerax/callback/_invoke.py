@@ -1,7 +1,7 @@
 """Validated hook calls: how the training loop and ``CallbackList`` call hooks.
 
 Each function calls one hook and checks what it returned (see
-:mod:`._validation`), at trace time only.
+``_validation``), at trace time only.
 """
 
 from typing import Any, TypeVar

@@ -6,7 +6,7 @@ from typing import Any, Generic, Protocol, TypeAlias, cast, final, overload
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Bool
+from jaxtyping import Array, Bool, Int
 from typing_extensions import TypeVar
 
 from .._custom_types import Key
@@ -217,6 +217,10 @@ class CallbackList(
     ) -> ListStateT:
         return cast(ListStateT, tuple(self._each(call_on_iteration, ctx, key)))
 
+    def host_ids(self) -> tuple[Int[Array, ""], ...]:
+        """Every member's host ids, in order."""
+        return tuple(i for cb in self.callbacks for i in cb.host_ids())
+
     def continue_training(
         self,
         ctx: IterationContext[ListStateT, ListStepStateT, EnvT, PolicyT],
@@ -249,7 +253,7 @@ CtxT = TypeVar(
 
 
 class _MemberHook(Protocol[R_co]):
-    """A validated hook call of :mod:`._invoke` (``call_on_iteration``, ...)."""
+    """A validated hook call of ``_invoke`` (``call_on_iteration``, ...)."""
 
     def __call__(self, callback: AnyCallback, ctx: Any, *, key: Key) -> R_co: ...
 

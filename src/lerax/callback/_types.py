@@ -1,6 +1,6 @@
 """Type variables shared by callbacks and their contexts."""
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from typing_extensions import TypeVar
 
@@ -42,3 +42,37 @@ PolicyT_co = TypeVar(
     default=AbstractPolicy[Any, Any],
     covariant=True,
 )
+
+
+@runtime_checkable
+class AlgorithmInfo(Protocol):
+    """What a callback may read of the algorithm that trains (``ctx.algorithm``).
+
+    Every [`AbstractAlgorithm`][lerax.algorithm.AbstractAlgorithm] provides it; the
+    framework names only this protocol, so it does not depend on the
+    algorithm layer. Its hyperparameters are its fields.
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for logs."""
+        ...
+
+    @property
+    def num_envs(self) -> int:
+        """Parallel environments."""
+        ...
+
+    @property
+    def num_steps(self) -> int:
+        """Steps per environment per iteration."""
+        ...
+
+    @property
+    def steps_per_iteration(self) -> int:
+        """Environment steps per iteration, over all environments."""
+        ...
+
+    def num_iterations(self, total_timesteps: int) -> int:
+        """How many iterations ``total_timesteps`` buys."""
+        ...

@@ -28,7 +28,8 @@ def check_state(
     value: object,
     reference: object | None,
 ) -> None:
-    """Check one hook's returned state; raise :class:`CallbackStateError` if bad.
+    """Check one hook's returned state; raise
+    [`CallbackStateError`][lerax.callback.CallbackStateError] if bad.
 
     Args:
         callback: the callback whose hook ran.

@@ -18,7 +18,8 @@ class Normal(AbstractDistribution[Float[Array, " n"]]):
     """A Gaussian over vectors of length ``n`` with independent components.
 
     Component ``i`` has mean ``mean[i]`` and standard deviation
-    ``exp(log_std[i])``. :meth:`log_prob` and :meth:`entropy` are sums over the
+    ``exp(log_std[i])``. [`log_prob`][lerax.distribution.AbstractDistribution.log_prob]
+    and [`entropy`][lerax.distribution.AbstractDistribution.entropy] are sums over the
     components (the joint density), so both are scalars.
     """
 

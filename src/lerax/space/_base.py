@@ -24,9 +24,9 @@ class AbstractSpace(eqx.Module, Generic[ElementT_co]):
 
     The element type parameter is covariant, so spaces compose: a ``Box`` (an
     ``AbstractSpace[Array]``) is an ``AbstractSpace[object]`` and can sit in a
-    :class:`~lerax.space.Tuple` beside any other space. The price is that
-    :meth:`flatten` trusts its argument's static type; at run time jaxtyping
-    checks it.
+    [`Tuple`][lerax.space.Tuple] beside any other space. The price is that
+    [`flatten`][lerax.space.AbstractSpace.flatten] trusts its argument's static type; at
+    run time jaxtyping checks it.
     """
 
     @property
@@ -42,7 +42,7 @@ class AbstractSpace(eqx.Module, Generic[ElementT_co]):
     @property
     @abc.abstractmethod
     def flat_size(self) -> int:
-        """The length of :meth:`flatten`'s output.
+        """The length of [`flatten`][lerax.space.AbstractSpace.flatten]'s output.
 
         Equal to ``gymnasium.spaces.flatdim`` of the corresponding Gymnasium
         space.
@@ -75,7 +75,8 @@ class AbstractSpace(eqx.Module, Generic[ElementT_co]):
         self,
         x: ElementT_co,  # type: ignore[misc]  # pyright: ignore[reportGeneralTypeIssues]  # covariant on purpose, see the class docstring
     ) -> Float[Array, " size"]:
-        """Map an element to a float vector of length :attr:`flat_size`.
+        """Map an element to a float vector of length
+        [`flat_size`][lerax.space.AbstractSpace.flat_size].
 
         The vector has JAX's default float dtype (``float32`` unless
         ``jax_enable_x64`` is set). Continuous and binary components are copied
@@ -86,7 +87,8 @@ class AbstractSpace(eqx.Module, Generic[ElementT_co]):
 
     @abc.abstractmethod
     def unflatten(self, v: Float[Array, " size"]) -> ElementT_co:
-        """Invert :meth:`flatten`: ``unflatten(flatten(x))`` equals ``x``.
+        """Invert [`flatten`][lerax.space.AbstractSpace.flatten]:
+        ``unflatten(flatten(x))`` equals ``x``.
 
         One-hot components decode by argmax, binary components by ``v > 0.5``
         and integer components by rounding, so a slightly perturbed vector

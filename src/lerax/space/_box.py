@@ -112,8 +112,8 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
     Exponential(1)`` when one is infinite and a standard normal when both are.
     Integer boxes sample uniformly among the integers of ``[low, high]``, both
     included; an integer bound given as ``-inf``/``inf`` is unbounded (its
-    :attr:`low`/:attr:`high` shows the dtype's limit) and gets the floor of the
-    unbounded distribution, clipped to the dtype.
+    [`low`][lerax.space.Box.low]/[`high`][lerax.space.Box.high] shows the dtype's limit)
+    and gets the floor of the unbounded distribution, clipped to the dtype.
 
     ``contains`` accepts arrays whose dtype casts safely to the box's dtype (as
     ``numpy.can_cast``, like Gymnasium) and Python scalars of a fitting kind.
@@ -182,7 +182,8 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
 
     @property
     def low(self) -> npt.NDArray[np.generic]:
-        """The lower bounds: a numpy array of :attr:`shape` and :attr:`dtype`.
+        """The lower bounds: a numpy array of [`shape`][lerax.space.AbstractSpace.shape]
+        and [`dtype`][lerax.space.AbstractSpace.dtype].
 
         For integer boxes an unbounded entry shows the dtype's minimum.
         """
@@ -190,7 +191,8 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
 
     @property
     def high(self) -> npt.NDArray[np.generic]:
-        """The upper bounds: a numpy array of :attr:`shape` and :attr:`dtype`.
+        """The upper bounds: a numpy array of [`shape`][lerax.space.AbstractSpace.shape]
+        and [`dtype`][lerax.space.AbstractSpace.dtype].
 
         For integer boxes an unbounded entry shows the dtype's maximum.
         """
@@ -198,12 +200,14 @@ class Box(AbstractSpace[Shaped[Array, "..."]]):
 
     @property
     def bounded_below(self) -> npt.NDArray[np.bool_]:
-        """Where ``low`` is finite (a static numpy bool array of :attr:`shape`)."""
+        """Where ``low`` is finite (a static numpy bool array of
+        [`shape`][lerax.space.AbstractSpace.shape])."""
         return np.asarray(self._bound_array(self._low) != -math.inf, np.bool_)
 
     @property
     def bounded_above(self) -> npt.NDArray[np.bool_]:
-        """Where ``high`` is finite (a static numpy bool array of :attr:`shape`)."""
+        """Where ``high`` is finite (a static numpy bool array of
+        [`shape`][lerax.space.AbstractSpace.shape])."""
         return np.asarray(self._bound_array(self._high) != math.inf, np.bool_)
 
     def __repr__(self) -> str:

@@ -155,11 +155,11 @@ class ContinuousMountainCar(
     """MountainCar with a continuous force: Gymnasium's ``MountainCarContinuous-v0``.
 
     Same dynamics (``velocity += clip(action) * power - gravity * cos(3 *
-    position)``, then as :class:`MountainCar`), reward (``100`` on reaching the
-    goal, minus ``0.1 * action**2`` on every step), termination (``position >=
-    goal_position`` (0.45) and ``velocity >= goal_velocity``), time limit
-    (``max_episode_steps``, 999) and reset distribution (position uniform on
-    ``[-0.6, -0.4)``, velocity 0), computed in float32.
+    position)``, then as [`MountainCar`][lerax.env.classic_control.MountainCar]), reward
+    (``100`` on reaching the goal, minus ``0.1 * action**2`` on every step), termination
+    (``position >= goal_position`` (0.45) and ``velocity >= goal_velocity``), time limit
+    (``max_episode_steps``, 999) and reset distribution (position uniform on ``[-0.6,
+    -0.4)``, velocity 0), computed in float32.
 
     Observation: ``[position, velocity]``, float32. Action: ``Box(min_action,
     max_action, shape=(1,))``, the force.

@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol, cast, final, runtime_checkable
 
-from ._logging_backend import AbstractLoggingBackend, HParamValue, RunInfo
+from ._backend import AbstractLoggingBackend, HParamValue, RunInfo
 
 WandbMode = Literal["online", "offline", "disabled"]
 

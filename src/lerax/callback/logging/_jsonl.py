@@ -5,7 +5,7 @@ import os
 from collections.abc import Mapping
 from typing import IO, final
 
-from ._logging_backend import (
+from ._backend import (
     AbstractLoggingBackend,
     HParamValue,
     RunInfo,
@@ -21,9 +21,10 @@ class JSONLBackend(AbstractLoggingBackend):
     (environment steps) and every logged scalar by name, for example
     ``{"run": 0, "step": 1024, "time/iteration": 2, "train/loss": 0.31, ...}``.
     Lines are flushed when the logger flushes (at most every 0.25 s, see
-    :class:`AbstractLoggingBackend`) and at the end of ``learn``. NaN and infinities are written as
-    ``NaN``/``Infinity``/``-Infinity``, which Python's :func:`json.loads`
-    reads back. Hyperparameters are not written (the file holds metrics only).
+    [`AbstractLoggingBackend`][lerax.callback.logging.AbstractLoggingBackend]) and at
+    the end of ``learn``. NaN and infinities are written as
+    ``NaN``/``Infinity``/``-Infinity``, which Python's ``json.loads`` reads back.
+    Hyperparameters are not written (the file holds metrics only).
 
     The file is created (truncated) when the first ``learn`` call starts;
     later ``learn`` calls with the same logger append.

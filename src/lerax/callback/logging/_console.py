@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ._logging_backend import AbstractLoggingBackend, HParamValue, RunInfo
+from ._backend import AbstractLoggingBackend, HParamValue, RunInfo
 
 
 @final

@@ -3,18 +3,16 @@
 import itertools
 import math
 import os
-import socket
-import struct
 import time
 from collections.abc import Mapping
-from typing import BinaryIO, final
+from typing import final
 
-import google_crc32c
+from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import hparams as hparams_summaries
 
-from ._logging_backend import (
+from ._backend import (
     AbstractLoggingBackend,
     HParamValue,
     RunInfo,
@@ -37,8 +35,12 @@ class TensorBoardBackend(AbstractLoggingBackend):
     ``rollout/ep_return_ema``, ...) at the step given (environment steps).
     Hyperparameters go through TensorBoard's HParams plugin, into the run's
     own directory, with the logged ``rollout/*`` and ``train/*`` scalars as
-    its metrics. Events are flushed when the logger flushes (at most every
-    0.25 s) and at the end of ``learn``.
+    its metrics. Event files are written by tensorboardX's ``EventsWriter``
+    (synchronously, on the logger's writer thread) and flushed when the
+    logger flushes: at most every 0.25 s, after a backend failure and at the
+    end of ``learn``. Their check sums use the ``crc32c`` package if it is
+    installed (``pip install 'lerax[crc32c]'``; LGPL-2.1-or-later, native),
+    else tensorboardX's pure-Python CRC, which costs more CPU per record.
 
     Args:
         log_dir: the directory; ``None`` means ``runs/<name>`` under the
@@ -60,8 +62,15 @@ class TensorBoardBackend(AbstractLoggingBackend):
             self.log_dir = check_writable_dir("TensorBoardBackend", "log_dir", log_dir)
         self._base: str | None = None
         self._num_runs = 1
-        self._writers: dict[int, _EventFile] = {}
+        self._writers: dict[int, EventsWriter] = {}
         self._closed = False
+
+    @property
+    def location(self) -> str:
+        """The log directory: ``log_dir``, or ``runs/<name>`` once chosen."""
+        if self._base is not None:
+            return self._base
+        return self.log_dir if self.log_dir is not None else "runs/<name>"
 
     def run_dir(self, run_index: int) -> str:
         """The directory run ``run_index`` writes to (once training started)."""
@@ -81,12 +90,17 @@ class TensorBoardBackend(AbstractLoggingBackend):
                 self._base = _fresh_dir(os.path.join("runs", run.name))
             self._num_runs = run.num_runs
 
-    def _writer(self, run_index: int) -> "_EventFile":
+    def _writer(self, run_index: int) -> EventsWriter:
         if self._closed:
             raise RuntimeError("TensorBoardBackend is closed")
         writer = self._writers.get(run_index)
         if writer is None:
-            writer = _EventFile(self.run_dir(run_index))
+            run_dir = self.run_dir(run_index)
+            os.makedirs(run_dir, exist_ok=True)
+            # EventsWriter names the file events.out.tfevents.<time>.<host>;
+            # the suffix keeps two files of one second and directory apart.
+            suffix = f".{os.getpid()}.{next(_file_numbers)}"
+            writer = EventsWriter(os.path.join(run_dir, "events"), suffix)
             self._writers[run_index] = writer
         return writer
 
@@ -94,7 +108,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
         writer = self._writer(run_index)
         metrics = {name: math.nan for name in _HPARAM_METRICS}
         for summary in hparams_summaries(dict(hparams), metrics):
-            writer.write(summary, None)
+            writer.write_event(Event(wall_time=time.time(), summary=summary))
 
     def log_scalars(
         self, scalars: Mapping[str, float], step: int, run_index: int
@@ -102,22 +116,29 @@ class TensorBoardBackend(AbstractLoggingBackend):
         # One event per record (not one per scalar): what add_scalar would
         # write, at a fraction of the cost.
         values = [Summary.Value(tag=k, simple_value=v) for k, v in scalars.items()]
-        self._writer(run_index).write(Summary(value=values), step)
+        event = Event(wall_time=time.time(), step=step, summary=Summary(value=values))
+        self._writer(run_index).write_event(event)
 
     def finish(self, run_index: int) -> None:
-        writer = self._writers.get(run_index)
-        if writer is not None:
-            writer.flush()
+        """Nothing: the logger flushes at the end of every ``learn`` call."""
 
     def flush(self) -> None:
         for writer in self._writers.values():
             writer.flush()
 
     def close(self) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
+        """Close every event file (all of them, even after one fails; the
+        first error is raised)."""
         self._closed = True
+        first: Exception | None = None
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except Exception as err:  # noqa: BLE001  # close the others first
+                first = first if first is not None else err
+        self._writers.clear()
+        if first is not None:
+            raise first
 
 
 # The metrics the HParams plugin shows next to each run's hyperparameters.
@@ -130,56 +151,6 @@ _HPARAM_METRICS = (
 
 
 _file_numbers = itertools.count()
-
-
-@final
-class _EventFile:
-    """One TensorBoard event file, written synchronously.
-
-    The logger's writer thread already keeps I/O off the training thread;
-    tensorboardX's ``SummaryWriter`` would add a thread of its own (one more
-    wake-up per record) and check-sum records in pure Python. Records are
-    TFRecords (length, masked CRC32C of the length, the serialized ``Event``,
-    masked CRC32C of it), the format TensorBoard reads.
-    """
-
-    def __init__(self, log_dir: str):
-        os.makedirs(log_dir, exist_ok=True)
-        name = (
-            f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
-            f".{os.getpid()}.{next(_file_numbers)}"
-        )
-        self.path = os.path.join(log_dir, name)
-        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115  # closed in close()
-        self._record(Event(wall_time=time.time(), file_version="brain.Event:2"))
-
-    def write(self, summary: Summary, step: int | None) -> None:
-        event = Event(wall_time=time.time(), summary=summary)
-        if step is not None:
-            event.step = step
-        self._record(event)
-
-    def _record(self, event: Event) -> None:
-        data = event.SerializeToString()
-        header = struct.pack("<Q", len(data))
-        self._file.write(
-            header
-            + struct.pack("<I", _masked_crc(header))
-            + data
-            + struct.pack("<I", _masked_crc(data))
-        )
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _masked_crc(data: bytes) -> int:
-    """TFRecord's masked CRC32C."""
-    crc = int(google_crc32c.value(data))
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def _fresh_dir(path: str) -> str:

@@ -20,24 +20,22 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .._custom_types import Key
-from ..env import AbstractEnv
-from ..policy import AbstractPolicy
-from ._base import AbstractCallback, EmptyCallbackState, EmptyCallbackStepState
-from ._context import IterationContext, TrainingContext
-from ._host_call import host_call
-from ._logging_host import lookup, register
+from ..._custom_types import Key
+from ..._host import host_call, lookup, new_token, register
+from ...env import AbstractEnv
+from ...policy import AbstractPolicy
+from .._base import AbstractCallback, EmptyCallbackStepState
+from .._context import IterationContext, ResetContext, TrainingContext
+from ._callback import LoggingState
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
-_Ctx = TrainingContext[EmptyCallbackState, EmptyCallbackStepState, AnyEnv, AnyPolicy]
-_IterCtx = IterationContext[
-    EmptyCallbackState, EmptyCallbackStepState, AnyEnv, AnyPolicy
-]
+_Ctx = TrainingContext[LoggingState, EmptyCallbackStepState, AnyEnv, AnyPolicy]
+_IterCtx = IterationContext[LoggingState, EmptyCallbackStepState, AnyEnv, AnyPolicy]
 
 
 @final
-class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
+class ProgressBarCallback(AbstractCallback[LoggingState, EmptyCallbackStepState]):
     """A Rich progress bar of environment steps (done/total, steps per second,
     elapsed time, ETA), updated after every iteration.
 
@@ -46,10 +44,10 @@ class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStep
     runs together. The display starts when training starts (after
     compilation) and is closed when every run's ``learn`` call ends
     (``on_training_end``); a run that stops early shows the steps it took.
-    Like :class:`LoggingCallback`, it keeps its host-side display out of the
-    traced structure, so a new ``ProgressBarCallback`` reuses the compiled
-    program. For a metrics table as well, prefer ``LoggingCallback`` with a
-    ``ConsoleBackend``.
+    Like [`LoggingCallback`][lerax.callback.logging.LoggingCallback], it keeps its
+    host-side display out of the traced structure, so a new ``ProgressBarCallback``
+    reuses the compiled program. For a metrics table as well, prefer ``LoggingCallback``
+    with a ``ConsoleBackend``.
 
     Args:
         console: the Rich console to draw on (default: standard output). On a
@@ -82,32 +80,32 @@ class ProgressBarCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStep
             register(_HostProgress(console, description, aggregate)), jnp.int32
         )
 
-    def on_training_start(self, ctx: _Ctx, *, key: Key) -> EmptyCallbackState:
+    def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> LoggingState:
+        """A fresh token for this run's chain of host calls."""
+        return LoggingState(new_token())
+
+    def on_training_start(self, ctx: _Ctx, *, key: Key) -> LoggingState:
         """Show a bar for this run."""
         algorithm = ctx.algorithm
         total = algorithm.num_iterations(ctx.total_timesteps) * (
             algorithm.steps_per_iteration
         )
-        host_call(_ProgressStart(total), [self.progress_id], ctx.run_index)
-        return ctx.state
+        token = host_call(
+            _ProgressStart(total), self.progress_id, ctx.run_index, ctx.state.token
+        )
+        return LoggingState(token)
 
-    def on_iteration(self, ctx: _IterCtx, *, key: Key) -> EmptyCallbackState:
+    def on_iteration(self, ctx: _IterCtx, *, key: Key) -> LoggingState:
         """Advance this run's bar."""
-        ints = jnp.stack(
-            [
-                self.progress_id,
-                ctx.num_timesteps,
-                ctx.active.astype(jnp.int32),
-            ]
-        ).astype(jnp.int32)
-        host_call(_progress_update, [ints], ctx.run_index)
-        return ctx.state
+        record = (self.progress_id, ctx.num_timesteps, ctx.active)
+        token = host_call(_progress_update, record, ctx.run_index, ctx.state.token)
+        return LoggingState(token)
 
-    def on_training_end(self, ctx: _Ctx, *, key: Key) -> EmptyCallbackState:
+    def on_training_end(self, ctx: _Ctx, *, key: Key) -> LoggingState:
         """Complete this run's bar; close the display after the last run."""
-        ints = jnp.stack([self.progress_id, ctx.num_timesteps]).astype(jnp.int32)
-        host_call(_progress_end, [ints], ctx.run_index)
-        return ctx.state
+        record = (self.progress_id, ctx.num_timesteps)
+        token = host_call(_progress_end, record, ctx.run_index, ctx.state.token)
+        return LoggingState(token)
 
 
 @final
@@ -123,7 +121,8 @@ class _StepsPerSecondColumn(ProgressColumn):
 
 @final
 class _HostProgress:
-    """The host side of one :class:`ProgressBarCallback`."""
+    """The host side of one
+    [`ProgressBarCallback`][lerax.callback.logging.ProgressBarCallback]."""
 
     def __init__(self, console: Console | None, description: str, aggregate: bool):
         self.console = console
@@ -213,19 +212,21 @@ class _ProgressStart:
         self.total = total
 
     def __call__(
-        self, row: tuple[npt.NDArray[Any], ...], run_index: int, runs: int
+        self, progress_id: npt.NDArray[Any], run_index: int, runs: int
     ) -> None:
-        lookup(int(row[0]), _HostProgress).start(run_index, runs, self.total)
+        lookup(int(progress_id), _HostProgress).start(run_index, runs, self.total)
 
 
 def _progress_update(
-    row: tuple[npt.NDArray[Any], ...], run_index: int, runs: int
+    record: tuple[npt.NDArray[Any], ...], run_index: int, runs: int
 ) -> None:
-    progress_id, timesteps, active = row[0].tolist()
+    progress_id, timesteps, active = record
     if active:  # not a vmapped run that stopped early while others go on
-        lookup(progress_id, _HostProgress).update(run_index, timesteps)
+        lookup(int(progress_id), _HostProgress).update(run_index, int(timesteps))
 
 
-def _progress_end(row: tuple[npt.NDArray[Any], ...], run_index: int, runs: int) -> None:
-    progress_id, timesteps = row[0].tolist()
-    lookup(progress_id, _HostProgress).end(run_index, timesteps)
+def _progress_end(
+    record: tuple[npt.NDArray[Any], ...], run_index: int, runs: int
+) -> None:
+    progress_id, timesteps = record
+    lookup(int(progress_id), _HostProgress).end(run_index, int(timesteps))

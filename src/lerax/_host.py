@@ -1,0 +1,394 @@
+"""Getting data out of the compiled training program: Lerax's one place for
+host calls, run indices and the host-object registry.
+
+Everything here is built on public JAX and Equinox API. Beyond JAX's covered
+API it uses exactly three things, all from this module:
+``jax.experimental.io_callback`` (an effectful host call, which XLA never
+removes, even when the caller drops every output of the program),
+``jax.custom_batching.custom_vmap`` (to see every vmapped axis) and
+``equinox.internal.unvmap_any`` (an unbatched predicate, so a
+host call inside ``lax.cond`` or ``lax.while_loop`` stays a real branch under
+``vmap``).
+
+- ``host_call`` calls a host function once per call site for all vmapped
+  runs: a self-recursive ``custom_vmap`` adds one leading axis per vmap level,
+  so the ``io_callback`` inside sees every run's row. Calls are ordered by a
+  token that the caller threads from one call to the next (through its
+  callback state), so no ordered effect is needed.
+- [`run_index`][lerax.callback.run_index] and [`num_runs`][lerax.callback.num_runs]
+  number the runs row-major over every vmapped axis that batches an anchor (again a
+  self-recursive ``custom_vmap``).
+- ``any_run`` turns per-run flags into one unbatched flag, and
+  ``poll`` asks the host for one unbatched number (a stop request).
+- ``fail`` records a host object's failure by id; the training loop
+  asks ``failures_of`` about the ids its callback declares.
+- ``register``/``lookup``/``release`` keep host objects (writers,
+  consoles) out of the traced structure: a callback holds an integer id, so a
+  new callback of the same configuration reuses the compiled program.
+"""
+
+import itertools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpy.typing as npt
+from equinox.internal import unvmap_any
+from jax.custom_batching import custom_vmap
+from jax.experimental import io_callback
+from jaxtyping import Array, ArrayLike, Bool, Int, PyTree
+
+T = TypeVar("T")
+
+#: ``fn(record, run_index, runs)``: ``record`` is one run's record (the pytree
+#: given to ``host_call``, NumPy leaves), ``run_index`` that run's index
+#: and ``runs`` how many runs there are in all. It may return an int, which
+#: becomes that run's next token (else the token passes through unchanged).
+HostFn = Callable[[Any, int, int], int | None]
+
+#: The value a host call returns and the next one takes: it orders the calls.
+Token = Int[Array, ""]
+
+
+def new_token() -> Token:
+    """A token to start a chain of host calls with."""
+    return jnp.zeros((), jnp.int32)
+
+
+# -- run indices -------------------------------------------------------------
+
+
+def _strip(leaves: list[Array], batched: Sequence[bool]) -> list[Array]:
+    """Row 0 of each batched leaf (custom_vmap puts the batch axis first)."""
+    return [x[0] if b else x for x, b in zip(leaves, batched, strict=True)]
+
+
+@custom_vmap
+def _index(leaves: list[Array]) -> Int[Array, ""]:
+    return jnp.zeros((), jnp.int32)
+
+
+@_index.def_vmap
+def _index_vmap(
+    axis_size: int, in_batched: list[list[bool]], leaves: list[Array]
+) -> tuple[Int[Array, " batch"], bool]:
+    # The index over the vmaps outside this one (batched by them, or 0), then
+    # this axis: row-major over every vmapped axis that batches some leaf.
+    outer = jnp.asarray(_index(_strip(leaves, in_batched[0])))
+    return outer * axis_size + jnp.arange(axis_size, dtype=jnp.int32), True
+
+
+@custom_vmap
+def _count(run_index: Int[Array, ""]) -> Int[Array, ""]:
+    return jnp.ones((), jnp.int32)
+
+
+@_count.def_vmap
+def _count_vmap(
+    axis_size: int, in_batched: list[bool], run_index: Int[Array, "..."]
+) -> tuple[Int[Array, ""], bool]:
+    if not in_batched[0]:
+        return jnp.asarray(_count(run_index)), False
+    return jnp.asarray(_count(run_index[0]) * axis_size, jnp.int32), False
+
+
+def run_index(anchor: PyTree) -> Int[Array, ""]:
+    """``0`` for a single run; under ``jax.vmap``/``eqx.filter_vmap``, the index
+    of this run among the vmapped runs, counting every vmapped axis that
+    batches some array leaf of ``anchor`` (row-major over nested vmaps: under
+    ``vmap(vmap(f))`` over a 2 x 3 batch, run ``(i, j)`` has index ``3 * i + j``).
+
+    The training loop computes it once from the key, policy, environment,
+    callback and algorithm, and puts it in every callback context as
+    ``ctx.run_index``, so host-side I/O can tell vmapped runs apart.
+    """
+    leaves = [
+        jax.random.key_data(x)
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+        else jnp.asarray(x)
+        for x in jax.tree.leaves(anchor)
+        if isinstance(x, jax.Array)
+    ]
+    return jnp.asarray(_index(leaves))
+
+
+def num_runs(run_index: Int[Array, ""]) -> Int[Array, ""]:
+    """How many runs ``run_index`` (``ctx.run_index``) counts: 1 for a single
+    run, else the product of the sizes of the vmapped axes that batch it (an
+    unbatched value)."""
+    return jnp.asarray(_count(run_index))
+
+
+def any_run(flag: Bool[Array, ""]) -> Bool[Array, ""]:
+    """``flag`` for a single run; under ``vmap``, whether it holds for any run
+    (an unbatched value).
+
+    A ``lax.cond`` or ``lax.while_loop`` on a batched predicate runs its
+    branches for every run (and refuses host calls in a loop body); gating on
+    ``any_run(flag)`` keeps it a real branch, so iterations on which no run
+    logs pay nothing. Host functions still see each run's own flag.
+    """
+    out: Bool[Array, ""] = jnp.asarray(unvmap_any(flag))
+    return out
+
+
+def _shape(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
+    """The shape and dtype of a host call's result."""
+    return jax.ShapeDtypeStruct(shape, dtype)  # type: ignore[no-untyped-call]  # jax leaves ShapeDtypeStruct.__init__ unannotated
+
+
+# -- host calls --------------------------------------------------------------
+
+
+class _Wire:
+    """How a record pytree travels: its leaves raveled into one array per
+    dtype (each operand of a host call costs a transfer), rebuilt on the host
+    from the static tree structure."""
+
+    def __init__(self, record: PyTree):
+        leaves, self.treedef = jax.tree.flatten(record)
+        arrays = [jnp.asarray(leaf) for leaf in leaves]
+        self.dtypes = sorted({a.dtype for a in arrays}, key=str)
+        offsets = dict.fromkeys(self.dtypes, 0)
+        # (operand, start, stop, shape) of each leaf
+        self.layout: list[tuple[int, int, int, tuple[int, ...]]] = []
+        for a in arrays:
+            start = offsets[a.dtype]
+            offsets[a.dtype] = start + a.size
+            self.layout.append(
+                (self.dtypes.index(a.dtype), start, start + a.size, a.shape)
+            )
+        self.operands = [
+            jnp.concatenate([a.reshape(-1) for a in arrays if a.dtype == d])
+            for d in self.dtypes
+        ]
+
+    def rebuild(self, operands: Sequence[npt.NDArray[Any]]) -> PyTree:
+        """One run's record from its operands (copied: XLA reuses the buffers
+        it hands to a host call once the call returns)."""
+        owned = [np.array(o) for o in operands]
+        leaves = [
+            owned[i][start:stop].reshape(shape) for i, start, stop, shape in self.layout
+        ]
+        return jax.tree.unflatten(self.treedef, leaves)
+
+
+def _call_rows(
+    fn: HostFn, wire: _Wire, token: Array, arrays: Sequence[Array]
+) -> npt.NDArray[np.int32]:
+    """Call ``fn`` once per run whose ``when`` holds and return the next
+    tokens. ``arrays`` is ``(when, run_index, runs, *operands)``; their
+    leading axes (as many as ``run_index`` has) are vmapped runs."""
+    tokens = np.array(token, np.int32)
+    when, index, total, *operands = (np.asarray(a) for a in arrays)
+    if index.ndim == 0:  # one run: no rows to split (the common case, kept cheap)
+        if when:
+            out = fn(wire.rebuild(operands), int(index), int(total))
+            if out is not None:
+                tokens[...] = out
+        return tokens
+    nbatch = index.ndim
+    rows = math.prod(index.shape)
+    runs = int(total.reshape(-1)[0])
+    split = [a.reshape((rows, *a.shape[nbatch:])) for a in operands]
+    flags = when.reshape(-1).tolist()
+    flat = tokens.reshape(-1)
+    for i, run in enumerate(index.reshape(-1).tolist()):
+        if flags[i]:
+            out = fn(wire.rebuild([a[i] for a in split]), run, runs)
+            if out is not None:
+                flat[i] = out
+    return tokens
+
+
+def _make_call(fn: HostFn, wire: _Wire) -> Callable[[list[Array]], Array]:
+    """The custom_vmap'ed call of ``fn`` over
+    ``[token, when, run_index, runs, *operands]``."""
+
+    # io_callback hands over jax.Arrays on the CPU; np.asarray views them.
+    def on_host(*arrays: Array) -> npt.NDArray[np.int32]:
+        return _call_rows(fn, wire, arrays[0], arrays[1:])
+
+    @custom_vmap
+    def call(args: list[Array]) -> Array:
+        # Seen with every vmapped axis (the rule below calls it again with
+        # them), so the cond here is never batched: JAX refuses to vmap a
+        # cond around a host call, even on an unbatched predicate.
+        token, when = args[0], args[1]
+
+        def send() -> Array:
+            out: Array = io_callback(on_host, _shape(token.shape, jnp.int32), *args)
+            return out
+
+        out: Array = jax.lax.cond(jnp.any(when), send, lambda: token)
+        return out
+
+    @call.def_vmap
+    def call_vmap(
+        axis_size: int, in_batched: list[list[bool]], args: list[ArrayLike]
+    ) -> tuple[Array, bool]:
+        # Give every operand this axis and call again: an outer vmap adds its
+        # own axis in front, so the one host call sees all runs.
+        moved = [
+            jnp.asarray(a) if b else jnp.broadcast_to(a, (axis_size, *jnp.shape(a)))
+            for a, b in zip(args, in_batched[0], strict=True)
+        ]
+        return call(moved), True
+
+    return call
+
+
+def host_call(
+    fn: HostFn,
+    record: PyTree,
+    run_index: Int[Array, ""],
+    token: Token,
+    *,
+    when: Bool[Array, ""] | bool = True,
+) -> Token:
+    """Call ``fn(record, run_index, runs)`` on the host for each run whose
+    ``when`` holds, when the compiled program gets here, in one host call for
+    all vmapped runs, and return the token for the next call.
+
+    ``record`` is a pytree of arrays; ``fn`` receives one run's record with
+    the same structure, its leaves NumPy arrays it may keep. ``run_index`` is
+    the context's ``run_index``: it travels with the record, so the call is
+    batched along every vmapped axis that separates runs. Where ``when``
+    holds for no run, the program skips the host call (a real branch under
+    vmap too). ``token`` is what the previous call of the same chain
+    returned (or ``new_token``): calls of one chain run in the order of
+    their tokens. The call is an effect, so XLA keeps it even where nothing
+    uses its result.
+    """
+    wire = _Wire(record)
+    call = _make_call(fn, wire)
+    args = [
+        jnp.asarray(token, jnp.int32),
+        jnp.asarray(when, jnp.bool_),
+        run_index,
+        num_runs(run_index),
+    ]
+    return call([*args, *wire.operands])
+
+
+def _make_poll(
+    fn: Callable[[list[int]], int],
+) -> Callable[[Bool[Array, "..."], Int[Array, "..."]], Array]:
+    """The custom_vmap'ed poll of ``fn`` on a flag and ids of any shape."""
+
+    def on_host(ids: Array) -> npt.NDArray[np.int32]:
+        return np.asarray(fn(np.asarray(ids).reshape(-1).tolist()), np.int32)
+
+    @custom_vmap
+    def call(when: Bool[Array, "..."], ids: Int[Array, "..."]) -> Array:
+        # Seen with every vmapped axis, so the cond is never batched (JAX
+        # refuses a host call in a batched cond, even on an unbatched
+        # predicate): the call happens if the flag holds for any run.
+        due = jnp.any(when)
+
+        def send() -> Array:
+            out: Array = io_callback(on_host, _shape((), jnp.int32), ids)
+            return out
+
+        out: Array = jax.lax.cond(due, send, lambda: jnp.zeros((), jnp.int32))
+        return out
+
+    @call.def_vmap
+    def call_vmap(
+        axis_size: int,
+        in_batched: list[bool],
+        when: Bool[Array, "..."],
+        ids: Int[Array, "..."],
+    ) -> tuple[Array, bool]:
+        return call(when, ids), False
+
+    return call
+
+
+def poll(
+    fn: Callable[[list[int]], int],
+    when: Bool[Array, ""],
+    ids: Int[Array, " n"] | None = None,
+) -> Int[Array, ""]:
+    """``fn(ids)`` on the host if ``when`` holds for any run, else 0: one
+    call per call site for all vmapped runs (``fn`` gets every run's ids),
+    and an unbatched result."""
+    ids = jnp.zeros((0,), jnp.int32) if ids is None else jnp.asarray(ids, jnp.int32)
+    return jnp.asarray(_make_poll(fn)(jnp.asarray(when, jnp.bool_), ids))
+
+
+# -- host objects --------------------------------------------------------------
+
+_lock = threading.Lock()
+_objects: dict[int, object] = {}
+_ids = itertools.count(1)
+
+
+def register(obj: object) -> int:
+    """Keep ``obj`` under a fresh id and return the id."""
+    with _lock:
+        ident = next(_ids)
+        _objects[ident] = obj
+        return ident
+
+
+def lookup(ident: int, cls: type[T]) -> T:
+    """The object kept under ``ident``.
+
+    Raises:
+        RuntimeError: if there is none (it was closed) or it is not a ``cls``.
+    """
+    obj = _objects.get(ident)  # one dict read: atomic, no lock needed
+    if not isinstance(obj, cls):
+        raise RuntimeError(
+            f"no open {cls.__name__} with id {ident}: the callback was closed "
+            "(close() releases its host-side objects); create a new one to train "
+            "again"
+        )
+    return obj
+
+
+def find(ident: int, cls: type[T]) -> T | None:
+    """The object kept under ``ident`` if it is a ``cls``, else None."""
+    obj = _objects.get(ident)
+    return obj if isinstance(obj, cls) else None
+
+
+def release(ident: int) -> object | None:
+    """Forget the object kept under ``ident`` and return it (None if none)."""
+    with _lock:
+        return _objects.pop(ident, None)
+
+
+def registered(cls: type[T]) -> list[T]:
+    """Every object kept that is a ``cls``."""
+    with _lock:
+        return [obj for obj in _objects.values() if isinstance(obj, cls)]
+
+
+# -- failures ----------------------------------------------------------------
+
+_failures: dict[int, BaseException] = {}  # id -> its first failure
+
+
+def fail(ident: int, error: BaseException) -> None:
+    """Record that the host object ``ident`` failed with ``error`` (its first
+    failure is kept until ``clear_failure``)."""
+    with _lock:
+        _failures.setdefault(ident, error)
+
+
+def failures_of(idents: Sequence[int]) -> list[BaseException]:
+    """The recorded failures of the objects ``idents``, in that order."""
+    with _lock:
+        return [_failures[i] for i in dict.fromkeys(idents) if i in _failures]
+
+
+def clear_failure(ident: int) -> None:
+    """Forget the failure of ``ident`` (it was closed)."""
+    with _lock:
+        _failures.pop(ident, None)

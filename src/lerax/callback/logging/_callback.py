@@ -1,0 +1,745 @@
+"""LoggingCallback: training metrics to pluggable backends, seed-aware."""
+
+import atexit
+import dataclasses
+import functools
+import math
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpy.typing as npt
+from jaxtyping import Array, Bool, Float, Int
+
+from ..._custom_types import Key
+from ..._host import (
+    find,
+    host_call,
+    new_token,
+    register,
+    registered,
+    release,
+)
+from ...env import AbstractEnv
+from ...policy import AbstractPolicy
+from .._base import AbstractCallback
+from .._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._backend import AbstractLoggingBackend, HParamValue, LoggingBackendError
+from ._writer import HostLogger, Record, StartInfo, raisable
+
+AnyEnv = AbstractEnv[Any, Any, Any]
+AnyPolicy = AbstractPolicy[Any, Any]
+
+
+@final
+class EpisodeStatistics(eqx.Module):
+    """[`LoggingCallback`][lerax.callback.logging.LoggingCallback]'s step state: one
+    environment's episodes.
+
+    Built from raw environment rewards; it persists across rollouts, so an
+    episode may span several iterations. The ``window_*`` fields describe
+    the episodes that ended during one iteration (``window_iteration``).
+    With a leading axis (one row per environment) when read from a training
+    result.
+
+    Attributes:
+        episode_return: the return of the episode in progress so far.
+        episode_length: the length of the episode in progress so far.
+        return_ema: EMA of completed episodes' returns, started at the first
+            one (``ema = ema_alpha * ema + (1 - ema_alpha) * episode_return``).
+        length_ema: the same for episode lengths (0 until an episode ended).
+        window_iteration: the iteration (0-based) the window fields describe.
+        window_episodes: episodes that ended in that iteration.
+        window_return_sum: the sum of their returns.
+        window_return_min: the smallest of them (``inf`` if none).
+        window_return_max: the largest of them (``-inf`` if none).
+        window_length_sum: the sum of their lengths.
+    """
+
+    episode_return: Float[Array, "*envs"]
+    episode_length: Int[Array, "*envs"]
+    return_ema: Float[Array, "*envs"]
+    length_ema: Float[Array, "*envs"]
+    window_iteration: Int[Array, "*envs"]
+    window_episodes: Int[Array, "*envs"]
+    window_return_sum: Float[Array, "*envs"]
+    window_return_min: Float[Array, "*envs"]
+    window_return_max: Float[Array, "*envs"]
+    window_length_sum: Int[Array, "*envs"]
+
+    @property
+    def completed(self) -> Bool[Array, "*envs"]:
+        """At least one episode has ended (the EMAs are defined): episode
+        lengths are at least 1, so the length EMA is positive from then on."""
+        return self.length_ema > 0
+
+
+@final
+class LoggingState(eqx.Module):
+    """The iteration-level state of
+    [`LoggingCallback`][lerax.callback.logging.LoggingCallback] and
+    [`ProgressBarCallback`][lerax.callback.logging.ProgressBarCallback].
+
+    Attributes:
+        token: orders the callback's host calls (each takes the one before's
+            token and returns the next); its value carries no meaning.
+    """
+
+    token: Int[Array, ""]
+
+
+@final
+class _IterationRecord(eqx.Module):
+    """What one logged iteration sends to the host (one run's values)."""
+
+    logger_id: Int[Array, ""]
+    iteration: Int[Array, ""]
+    timesteps: Int[Array, ""]
+    episodes: Int[Array, ""]
+    ema_valid: Bool[Array, ""]
+    window_valid: Bool[Array, ""]
+    scalars: dict[str, Float[Array, ""]]
+
+
+BackendsLike = AbstractLoggingBackend | Sequence[AbstractLoggingBackend]
+
+
+@final
+class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
+    """Log training metrics to one or more backends.
+
+    Every ``log_every`` iterations (and at the last one) each backend receives:
+
+    - ``train/<name>`` for every entry of the algorithm's training log (Lerax's
+      algorithms report their learning rate there as ``learning_rate``);
+    - ``rollout/ep_return_ema``, ``rollout/ep_length_ema``: EMAs over completed
+      episodes of raw environment rewards, per environment, averaged over the
+      environments that completed an episode; absent until one has;
+    - ``rollout/episodes``: episodes completed in the iteration, and, when
+      there were any, ``rollout/ep_return_mean|min|max`` and
+      ``rollout/ep_length_mean`` over them;
+    - ``time/timesteps``, ``time/iteration`` and ``time/steps_per_second``
+      (host wall clock between logged iterations, compilation excluded).
+
+    Hyperparameters are recorded once per run at its start: the static
+    ``int``/``float``/``bool``/``str`` fields and scalar array fields of the
+    algorithm, environment and policy (``algorithm/num_envs``, ``env/gravity``,
+    ...), plus ``hparams``.
+
+    Data leaves the compiled program through ordered host calls, once per
+    logged iteration (one call for all vmapped runs), gated by ``lax.cond`` so
+    other iterations pay nothing; the training loop never leaves the compiled program. Host
+    objects stay out of the traced structure (the callback holds an id), so a
+    new ``LoggingCallback`` with the same ``log_every``/``ema_alpha`` (and
+    ``env``/``policy`` types) reuses the compiled program.
+
+    Under ``eqx.filter_vmap`` over seeds every record carries its run index
+    (its position in the vmapped batch; under nested vmaps, the row-major
+    position over all of them) and backends keep runs apart (TensorBoard: one
+    sub-directory per run, JSONL: a ``"run"`` field, W&B: one run each in a
+    shared group, console: a bar and a column per run).
+
+    Calling ``learn`` again with the same logger continues its runs: steps and
+    iterations go on from where the previous call ended. Call
+    [`close`][lerax.callback.logging.LoggingCallback.close] at the end (or use the
+    logger as a context manager). One writer thread per logger makes the backend calls
+    and flushes them at most every 0.25 s, after a backend failure and at the end of
+    every ``learn`` call (which waits for it, at most ``drain_timeout`` seconds);
+    ``close()`` and interpreter exit flush what is pending, so what was logged before an
+    exception is on disk.
+
+    A failing backend never stops training: the others go on receiving every
+    record, [`failure`][lerax.callback.logging.LoggingCallback.failure] shows the
+    failure and [`close`][lerax.callback.logging.LoggingCallback.close] raises it
+    ([`LoggingBackendError`][lerax.callback.logging.LoggingBackendError]).
+
+    A logger that is garbage-collected without ``close()`` closes itself:
+    at once if none of its runs is in flight, else when the last of them
+    ends. Only the instance you constructed counts (copies that JAX
+    transformations make do not); keep it, or close it, until the programs
+    that use it have started: a program that reaches its first logging call
+    after the logger was collected fails.
+
+    Example::
+
+        logger = LoggingCallback([TensorBoardBackend(), ConsoleBackend()], env=env)
+        policy = PPO().learn(env, policy, 2**16, key=key, callback=logger)
+        logger.close()
+
+    Args:
+        backends: a backend or a sequence of them.
+        env: optional; if given, training must use an environment of this type.
+        policy: optional; if given, training must use a policy of this type.
+        log_every: log every this many iterations (and always the last one).
+        ema_alpha: the EMAs' weight on the previous value, in ``[0, 1)``.
+        name: the experiment name (directory and W&B run name); default
+            ``<algorithm>_<env>_<YYYYmmdd-HHMMSS>`` at the first ``learn``.
+        hparams: extra hyperparameters to record (e.g. the seed).
+        drain_timeout: the most seconds the end of a ``learn`` call (and
+            [`close`][lerax.callback.logging.LoggingCallback.close]) waits for the
+            writer thread to write and flush what is queued; a backend call still
+            running then is recorded as stuck (a
+            [`LoggingBackendError`][lerax.callback.logging.LoggingBackendError]) and not
+            waited for again, so training always finishes.
+
+    Raises:
+        TypeError: if ``backends``, ``env``, ``policy`` or ``hparams`` has the
+            wrong type.
+        ValueError: if ``backends`` is empty, ``log_every < 1``, ``ema_alpha`` is
+            outside ``[0, 1)``, ``name`` is empty or ``drain_timeout`` is not a
+            positive finite number.
+    """
+
+    logger_id: Int[Array, ""]
+    log_every: int = eqx.field(static=True)
+    ema_alpha: float = eqx.field(static=True)
+    env_type: type | None = eqx.field(static=True)
+    policy_type: type | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        backends: BackendsLike,
+        env: AnyEnv | None = None,
+        policy: AnyPolicy | None = None,
+        *,
+        log_every: int = 1,
+        ema_alpha: float = 0.9,
+        name: str | None = None,
+        hparams: Mapping[str, HParamValue] | None = None,
+        drain_timeout: float = 30.0,
+    ):
+        backend_list = _check_backends(backends)
+        if env is not None and not isinstance(env, AbstractEnv):
+            raise TypeError(
+                f"LoggingCallback: env must be an environment (AbstractEnv) or None, "
+                f"got env={env!r}"
+            )
+        if policy is not None and not isinstance(policy, AbstractPolicy):
+            raise TypeError(
+                "LoggingCallback: policy must be a policy (AbstractPolicy) or None, "
+                f"got policy={policy!r}"
+            )
+        if (
+            isinstance(log_every, bool)
+            or not isinstance(log_every, int)
+            or (log_every < 1)
+        ):
+            raise ValueError(
+                f"LoggingCallback: log_every must be a positive int, got "
+                f"log_every={log_every!r}"
+            )
+        if (
+            isinstance(ema_alpha, bool)
+            or not isinstance(ema_alpha, int | float)
+            or not 0.0 <= ema_alpha < 1.0
+        ):
+            raise ValueError(
+                "LoggingCallback: ema_alpha must be a number in [0, 1), got "
+                f"ema_alpha={ema_alpha!r}"
+            )
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(
+                f"LoggingCallback: name must be a non-empty str or None, got "
+                f"name={name!r}"
+            )
+        extra = _check_hparams(hparams)
+        if (
+            isinstance(drain_timeout, bool)
+            or not isinstance(drain_timeout, int | float)
+            or not (math.isfinite(drain_timeout) and drain_timeout > 0)
+        ):
+            raise ValueError(
+                "LoggingCallback: drain_timeout must be a positive finite number "
+                f"of seconds, got drain_timeout={drain_timeout!r}"
+            )
+        host = HostLogger(backend_list, name, extra, float(drain_timeout))
+        ident = register(host)
+        host.ident = ident
+        _OWNED[ident] = host
+        # Bound to this instance only: the copies JAX transformations make of
+        # the module are built without __init__ and have no finalizer.
+        weakref.finalize(self, _collected, ident).atexit = False
+        self.logger_id = jnp.asarray(ident, jnp.int32)
+        self.log_every = log_every
+        self.ema_alpha = float(ema_alpha)
+        self.env_type = None if env is None else type(env)
+        self.policy_type = None if policy is None else type(policy)
+
+    # -- hooks ----------------------------------------------------------------
+
+    def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> LoggingState:
+        """A fresh token for this run's chain of host calls."""
+        return LoggingState(new_token())
+
+    def step_reset(
+        self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key
+    ) -> EpisodeStatistics:
+        """Empty statistics: no episode completed, no window."""
+        zero_f = jnp.zeros((), jnp.float32)
+        zero_i = jnp.zeros((), jnp.int32)
+        return EpisodeStatistics(
+            episode_return=zero_f,
+            episode_length=zero_i,
+            return_ema=zero_f,
+            length_ema=zero_f,
+            window_iteration=jnp.full((), -1, jnp.int32),
+            window_episodes=zero_i,
+            window_return_sum=zero_f,
+            window_return_min=jnp.full((), jnp.inf, jnp.float32),
+            window_return_max=jnp.full((), -jnp.inf, jnp.float32),
+            window_length_sum=zero_i,
+        )
+
+    def on_step(
+        self,
+        ctx: StepContext[EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> EpisodeStatistics:
+        """Add the step's raw reward; on ``done``, close the episode."""
+        s = ctx.state
+        # The window describes the current iteration: restart it when the
+        # iteration moved on (a hook can only update step state here).
+        current = s.window_iteration == ctx.iteration_count
+        episodes = jnp.where(current, s.window_episodes, 0)
+        return_sum = jnp.where(current, s.window_return_sum, 0.0)
+        length_sum = jnp.where(current, s.window_length_sum, 0)
+        return_min = jnp.where(current, s.window_return_min, jnp.inf)
+        return_max = jnp.where(current, s.window_return_max, -jnp.inf)
+
+        ret = s.episode_return + jnp.asarray(ctx.reward, jnp.float32)
+        length = s.episode_length + 1
+        done = ctx.done
+        length_f = length.astype(jnp.float32)
+        a = self.ema_alpha
+        completed = s.completed
+        return_ema = jnp.where(completed, a * s.return_ema + (1.0 - a) * ret, ret)
+        length_ema = jnp.where(
+            completed, a * s.length_ema + (1.0 - a) * length_f, length_f
+        )
+        return EpisodeStatistics(
+            episode_return=jnp.where(done, 0.0, ret),
+            episode_length=jnp.where(done, 0, length),
+            return_ema=jnp.where(done, return_ema, s.return_ema),
+            length_ema=jnp.where(done, length_ema, s.length_ema),
+            window_iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
+            window_episodes=episodes + done.astype(jnp.int32),
+            window_return_sum=return_sum + jnp.where(done, ret, 0.0),
+            window_return_min=jnp.where(done, jnp.minimum(return_min, ret), return_min),
+            window_return_max=jnp.where(done, jnp.maximum(return_max, ret), return_max),
+            window_length_sum=length_sum + jnp.where(done, length, 0),
+        )
+
+    def on_training_start(
+        self,
+        ctx: TrainingContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> LoggingState:
+        """Open the backends' runs and record the hyperparameters."""
+        self._check_types(ctx.env, ctx.policy)
+        algorithm = ctx.algorithm
+        total = algorithm.num_iterations(ctx.total_timesteps) * (
+            algorithm.steps_per_iteration
+        )
+        static: dict[str, HParamValue] = {}
+        dynamic: dict[str, Float[Array, ""]] = {}
+        for prefix, obj in (
+            ("algorithm", algorithm),
+            ("env", ctx.env),
+            ("policy", ctx.policy),
+        ):
+            static[f"{prefix}/name"] = str(getattr(obj, "name", type(obj).__name__))
+            _collect_hparams(prefix, obj, static, dynamic)
+        start = StartInfo(
+            algorithm=algorithm.name,
+            env=ctx.env.name,
+            policy=ctx.policy.name,
+            total_timesteps=total,
+            static_hparams=tuple(static.items()),
+            dynamic_hparams=tuple(sorted(dynamic)),
+        )
+        token = host_call(
+            functools.partial(_host_start, start),
+            (self.logger_id, dynamic),
+            ctx.run_index,
+            ctx.state.token,
+        )
+        return LoggingState(token)
+
+    def on_iteration(
+        self,
+        ctx: IterationContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> LoggingState:
+        """Send this iteration's record, if it is one to log."""
+        algorithm = ctx.algorithm
+        last = algorithm.num_iterations(ctx.total_timesteps)
+        iteration = ctx.iteration_count
+        due = jnp.logical_or(iteration % self.log_every == 0, iteration == last)
+        # A vmapped run that stopped early still evaluates the loop body while
+        # the others go on; it is not active and logs nothing.
+        should_log = jnp.logical_and(due, ctx.active)
+
+        token = host_call(
+            _host_iteration,
+            self._record(ctx),
+            ctx.run_index,
+            ctx.state.token,
+            when=should_log,
+        )
+        return LoggingState(token)
+
+    def _record(
+        self,
+        ctx: IterationContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
+    ) -> _IterationRecord:
+        """This iteration's record."""
+        st = ctx.step_state
+        current = st.window_iteration == ctx.iteration_count - 1
+        episodes_per_env = jnp.where(current, st.window_episodes, 0)
+        episodes = jnp.sum(episodes_per_env)
+        denom = jnp.maximum(episodes, 1).astype(jnp.float32)
+        return_mean = jnp.sum(jnp.where(current, st.window_return_sum, 0.0)) / denom
+        length_mean = (
+            jnp.sum(jnp.where(current, st.window_length_sum, 0)).astype(jnp.float32)
+            / denom
+        )
+        return_min = jnp.min(jnp.where(current, st.window_return_min, jnp.inf))
+        return_max = jnp.max(jnp.where(current, st.window_return_max, -jnp.inf))
+        n_completed = jnp.sum(st.completed.astype(jnp.int32))
+        ema_denom = jnp.maximum(n_completed, 1).astype(jnp.float32)
+        return_ema = jnp.sum(jnp.where(st.completed, st.return_ema, 0.0)) / ema_denom
+        length_ema = jnp.sum(jnp.where(st.completed, st.length_ema, 0.0)) / ema_denom
+
+        scalars = {
+            f"train/{k}": jnp.asarray(v, jnp.float32)
+            for k, v in ctx.training_log.items()
+        }
+        rollout = (return_ema, length_ema, return_mean, return_min, return_max)
+        scalars.update(zip(_ROLLOUT_NAMES, (*rollout, length_mean), strict=True))
+        return _IterationRecord(
+            logger_id=self.logger_id,
+            iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
+            timesteps=jnp.asarray(ctx.num_timesteps, jnp.int32),
+            episodes=episodes.astype(jnp.int32),
+            ema_valid=n_completed > 0,
+            window_valid=episodes > 0,
+            scalars=scalars,
+        )
+
+    def host_ids(self) -> tuple[Int[Array, ""], ...]:
+        """The logger's id: the loop asks whether it has failed."""
+        return (self.logger_id,)
+
+    def continue_training(
+        self,
+        ctx: IterationContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> Bool[Array, ""]:
+        """False once a backend has failed (the host call says so through the
+        token): the run stops, and its status says logging failed."""
+        return ctx.state.token == 0
+
+    def on_training_end(
+        self,
+        ctx: TrainingContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
+        *,
+        key: Key,
+    ) -> LoggingState:
+        """Tell the backends this run's ``learn`` call ended."""
+        record = (self.logger_id, ctx.iteration_count, ctx.num_timesteps)
+        token = host_call(_host_end, record, ctx.run_index, ctx.state.token)
+        return LoggingState(token)
+
+    # -- host side ------------------------------------------------------------
+
+    @property
+    def failure(self) -> LoggingBackendError | None:
+        """The first backend failure so far (its ``backend``, ``location``,
+        ``method``, ``run_indices`` and ``iteration`` say what failed), or
+        None; never raises. Host side only (it reads ``logger_id``); it stays
+        readable after [`close`][lerax.callback.logging.LoggingCallback.close]."""
+        host = _OWNED.get(int(self.logger_id))
+        return None if host is None else host.failure
+
+    def close(self) -> None:
+        """Wait for training still running asynchronously (``learn`` may return
+        before the device finishes), then flush and close every backend and
+        stop the writer thread (waiting at most ``drain_timeout`` seconds for
+        it).
+
+        Calling it again does nothing.
+
+        Raises:
+            LoggingBackendError: the first backend failure, after everything
+                else is closed (with a note for each further failure); if that
+                backend raised ``KeyboardInterrupt`` or ``SystemExit``, that
+                exception itself, with a note naming the backend.
+        """
+        failures = self._close()
+        if failures:
+            raise _to_raise(failures)
+
+    def _close(self) -> tuple[LoggingBackendError, ...]:
+        """Close as [`close`][lerax.callback.logging.LoggingCallback.close] does; the
+        failures to report (none if it was closed before). If waiting for training
+        raises, the logger is closed all the same and that error is raised, noting the
+        failures."""
+        waiting_error: BaseException | None = None
+        try:
+            jax.effects_barrier()  # type: ignore[no-untyped-call]  # jax leaves it unannotated
+        except BaseException as err:  # noqa: BLE001  # raised below, after closing
+            waiting_error = err
+        host = release(int(self.logger_id))
+        failures: tuple[LoggingBackendError, ...] = ()
+        if isinstance(host, HostLogger):
+            host.close()
+            failures = host.failures
+        if waiting_error is not None:
+            for failure in failures:
+                waiting_error.add_note(f"LoggingCallback.close(): {failure}")
+            raise waiting_error
+        return failures
+
+    def __enter__(self) -> "LoggingCallback":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the logger. If the block raised, closing never replaces its
+        exception: each close failure is added to it as a note, and it goes
+        on; otherwise this raises as
+        [`close`][lerax.callback.logging.LoggingCallback.close] does."""
+        if exc is None:
+            self.close()
+            return
+        try:
+            failures = self._close()
+        except BaseException as err:  # noqa: BLE001  # never mask the block's error
+            exc.add_note(f"LoggingCallback.close() failed too: {err!r}")
+            return
+        for failure in failures:
+            if exc is failure or exc is raisable(failure):
+                continue  # train already raised it: the block's own error
+            exc.add_note(f"LoggingCallback.close(): {failure}")
+
+    def _check_types(self, env: object, policy: object) -> None:
+        for argument, expected, got in (
+            ("env", self.env_type, env),
+            ("policy", self.policy_type, policy),
+        ):
+            if expected is not None and not isinstance(got, expected):
+                raise TypeError(
+                    f"LoggingCallback was built with {argument} of type "
+                    f"{expected.__name__}, but training uses {type(got).__name__}"
+                )
+
+
+_ROLLOUT_NAMES = (
+    "rollout/ep_return_ema",
+    "rollout/ep_length_ema",
+    "rollout/ep_return_mean",
+    "rollout/ep_return_min",
+    "rollout/ep_return_max",
+    "rollout/ep_length_mean",
+)
+_EMA_NAMES = frozenset(_ROLLOUT_NAMES[:2])
+_WINDOW_NAMES = frozenset(_ROLLOUT_NAMES[2:])
+
+
+def _check_backends(backends: object) -> list[AbstractLoggingBackend]:
+    if isinstance(backends, AbstractLoggingBackend):
+        return [backends]
+    if isinstance(backends, str | bytes) or not isinstance(backends, Sequence):
+        raise TypeError(
+            "LoggingCallback: backends must be a logging backend or a sequence of "
+            f"them (AbstractLoggingBackend), got backends={backends!r}"
+        )
+    items: list[object] = list(backends)
+    if not items:
+        raise ValueError(
+            "LoggingCallback: backends must hold at least one backend, got an "
+            "empty sequence"
+        )
+    out: list[AbstractLoggingBackend] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, AbstractLoggingBackend):
+            raise TypeError(
+                f"LoggingCallback: backends[{i}] must be a logging backend "
+                f"(AbstractLoggingBackend), got {item!r}"
+            )
+        out.append(item)
+    return out
+
+
+def _check_hparams(hparams: object) -> dict[str, HParamValue]:
+    if hparams is None:
+        return {}
+    if not isinstance(hparams, Mapping):
+        raise TypeError(
+            "LoggingCallback: hparams must be a mapping of str to bool, int, float "
+            f"or str, got hparams={hparams!r}"
+        )
+    out: dict[str, HParamValue] = {}
+    for key, value in hparams.items():
+        if not isinstance(key, str) or not isinstance(value, bool | int | float | str):
+            raise TypeError(
+                "LoggingCallback: hparams must map str to bool, int, float or str, "
+                f"got {key!r}: {value!r}"
+            )
+        out[key] = value
+    return out
+
+
+def _collect_hparams(
+    prefix: str,
+    obj: object,
+    static: dict[str, HParamValue],
+    dynamic: dict[str, Float[Array, ""]],
+) -> None:
+    """The hyperparameters among ``obj``'s fields: Python scalars and strings
+    (known while tracing) and numeric scalar arrays (sent at run time)."""
+    if not dataclasses.is_dataclass(obj):
+        return
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name, None)
+        key = f"{prefix}/{field.name}"
+        if isinstance(value, bool | int | float | str):
+            static[key] = value
+        elif (
+            isinstance(value, jax.Array)
+            and value.ndim == 0
+            and (
+                jnp.issubdtype(value.dtype, jnp.number)
+                or jnp.issubdtype(value.dtype, jnp.bool_)
+            )
+        ):
+            dynamic[key] = jnp.asarray(value, jnp.float32)
+
+
+def _to_raise(failures: tuple[LoggingBackendError, ...]) -> BaseException:
+    """What [`LoggingCallback.close`][lerax.callback.logging.LoggingCallback.close]
+    raises for ``failures``: the first, noting the others; a backend's
+    ``KeyboardInterrupt``/``SystemExit`` as itself (see ``raisable``)."""
+    first = failures[0]
+    raised = raisable(first)
+    for other in failures[1:]:
+        note = f"also: {other}"
+        if note not in getattr(raised, "__notes__", ()):
+            raised.add_note(note)
+    return raised
+
+
+_OWNED: dict[int, HostLogger] = {}
+"""The host logger of every ``LoggingCallback`` you constructed that is
+alive, by id (``failure`` reads it, also after ``close()``)."""
+
+
+def _collected(ident: int) -> None:
+    """The ``LoggingCallback`` with id ``ident`` was garbage-collected: its
+    logger closes once no run is in flight, and leaves the registry.
+
+    The garbage collector may run this on any thread, at any allocation,
+    even while that thread holds one of Lerax's locks; so it takes no lock
+    and waits for nothing: it drops a dict entry (int keys: no Python code
+    runs) and puts a message on the writer's ``SimpleQueue`` (reentrant)."""
+    host = _OWNED.pop(ident, None)
+    if host is not None:
+        host.orphan()
+
+
+def _logger(ident: int) -> HostLogger:
+    """The open logger with id ``ident``.
+
+    Raises:
+        RuntimeError: if there is none (a usage error: it stops training).
+    """
+    host = find(ident, HostLogger)
+    if host is None:
+        raise RuntimeError(
+            f"LoggingCallback: no open logger with id {ident}: it was closed "
+            "(by close(), or because the LoggingCallback was garbage-collected "
+            "before this training program reached it); create a new "
+            "LoggingCallback to train again"
+        )
+    return host
+
+
+def _host_start(
+    info: StartInfo,
+    record: tuple[npt.NDArray[np.int32], dict[str, npt.NDArray[np.float32]]],
+    run_index: int,
+    runs: int,
+) -> None:
+    logger_id, values = record
+    dynamic: dict[str, HParamValue] = {k: float(v) for k, v in values.items()}
+    _logger(int(logger_id)).start(info, run_index, runs, dynamic)
+
+
+def _host_iteration(record: _IterationRecord, run_index: int, runs: int) -> int:
+    """The per-iteration host call: as little as possible, since the compiled
+    program waits for it; the writer thread decodes the record. Returns the
+    run's next token: 1 once a backend has failed (training stops), else 0."""
+    clock = time.perf_counter()
+    host = _logger(int(record.logger_id))
+    host.log(clock, run_index, functools.partial(_decode_iteration, run_index, record))
+    return 0 if host.failure is None else 1
+
+
+def _decode_iteration(run_index: int, record: _IterationRecord) -> Record:
+    scalars: dict[str, float] = {"rollout/episodes": float(record.episodes)}
+    for name, value in record.scalars.items():
+        if name in _EMA_NAMES and not record.ema_valid:
+            continue
+        if name in _WINDOW_NAMES and not record.window_valid:
+            continue
+        scalars[name] = float(value)
+    ordered = {k: scalars[k] for k in sorted(scalars, key=_order)}
+    return Record(run_index, int(record.iteration), int(record.timesteps), ordered)
+
+
+def _order(name: str) -> tuple[int, int, str]:
+    """Rollout statistics first (returns before lengths), then the training log."""
+    group = name.split("/", 1)[0]
+    rank = _ROLLOUT_ORDER.index(name) if name in _ROLLOUT_ORDER else 0
+    return ({"time": 0, "rollout": 1, "train": 2}.get(group, 3), rank, name)
+
+
+_ROLLOUT_ORDER = (
+    "rollout/ep_return_ema",
+    "rollout/ep_return_mean",
+    "rollout/ep_return_min",
+    "rollout/ep_return_max",
+    "rollout/ep_length_ema",
+    "rollout/ep_length_mean",
+    "rollout/episodes",
+)
+
+
+def _host_end(
+    record: tuple[npt.NDArray[np.int32], ...], run_index: int, runs: int
+) -> None:
+    logger_id, iteration, timesteps = (int(x) for x in record)
+    _logger(logger_id).end(run_index, iteration, timesteps)
+
+
+@atexit.register
+def _close_all() -> None:
+    """Flush and close every logger still open when Python exits (each
+    waiting at most its ``drain_timeout``); failures are dropped: at exit
+    there is no one left to tell."""
+    for host in registered(HostLogger):
+        host.close()
