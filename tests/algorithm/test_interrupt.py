@@ -17,7 +17,7 @@ from lerax.callback import AbstractLoggingBackend, LoggingCallback
 from lerax.env import CartPole
 from lerax.policy import MLPActorCriticPolicy
 
-ITERATIONS = 400
+ITERATIONS = 2000  # PPO polls every 512 iterations of this size
 
 
 def ctrl_c():

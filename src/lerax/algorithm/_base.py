@@ -215,9 +215,11 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
     @property
     def interrupt_check_every(self) -> int:
         """How often (in iterations) the loop asks the host whether Ctrl-C was
-        pressed: every iteration by default. An algorithm whose iterations are
-        much shorter than a host call returns more, so that the poll stays a
-        small part of the time (BENCHMARKS.md has its cost for PPO)."""
+        pressed: every iteration by default. A host call in the middle of the
+        compiled program costs far more than its own work (XLA's threads stop
+        and start again around it); an algorithm whose iterations are short
+        returns more, so that the poll stays a small part of the time
+        (BENCHMARKS.md has its cost for PPO)."""
         return 1
 
     @property
