@@ -144,27 +144,36 @@ def _shape(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
 # -- host calls --------------------------------------------------------------
 
 
+_HEADER = 4  # token, when, run index, number of runs: in front of the record
+
+
 class _Wire:
-    """How a record pytree travels: its leaves raveled into one array per
-    dtype (each operand of a host call costs a transfer), rebuilt on the host
-    from the static tree structure."""
+    """How a record pytree travels: as few operands as possible, since each
+    operand of a host call is one more device-to-host transfer, and inside a
+    busy program each costs far more than its bytes. Leaves of 4-byte dtypes
+    travel bit for bit in one int32 array (floats by
+    ``lax.bitcast_convert_type``), booleans as int32 in it too; other dtypes
+    in one array each. The host rebuilds the pytree from its static
+    structure."""
 
     def __init__(self, record: PyTree):
         leaves, self.treedef = jax.tree.flatten(record)
         arrays = [jnp.asarray(leaf) for leaf in leaves]
-        self.dtypes = sorted({a.dtype for a in arrays}, key=str)
-        offsets = dict.fromkeys(self.dtypes, 0)
-        # (operand, start, stop, shape) of each leaf
-        self.layout: list[tuple[int, int, int, tuple[int, ...]]] = []
+        # (group, start, stop, shape, dtype) of each leaf; group 0 is int32
+        self.layout: list[tuple[int, int, int, tuple[int, ...], np.dtype[Any]]] = []
+        groups: dict[Any, list[Array]] = {jnp.dtype(jnp.int32): []}
+        sizes: dict[Any, int] = {jnp.dtype(jnp.int32): 0}
         for a in arrays:
-            start = offsets[a.dtype]
-            offsets[a.dtype] = start + a.size
-            self.layout.append(
-                (self.dtypes.index(a.dtype), start, start + a.size, a.shape)
-            )
-        self.operands = [
-            jnp.concatenate([a.reshape(-1) for a in arrays if a.dtype == d])
-            for d in self.dtypes
+            wire = jnp.dtype(jnp.int32) if _packed(a.dtype) else a.dtype
+            if wire not in groups:
+                groups[wire], sizes[wire] = [], 0
+            start = sizes[wire]
+            sizes[wire] = start + a.size
+            groups[wire].append(_to_wire(a).reshape(-1))
+            index = list(groups).index(wire)
+            self.layout.append((index, start, start + a.size, a.shape, a.dtype))
+        self.groups = [
+            jnp.concatenate(g) if g else jnp.zeros((0,), d) for d, g in groups.items()
         ]
 
     def rebuild(self, operands: Sequence[npt.NDArray[Any]]) -> PyTree:
@@ -172,59 +181,85 @@ class _Wire:
         it hands to a host call once the call returns)."""
         owned = [np.array(o) for o in operands]
         leaves = [
-            owned[i][start:stop].reshape(shape) for i, start, stop, shape in self.layout
+            _from_wire(owned[i][start:stop], dtype).reshape(shape)
+            for i, start, stop, shape, dtype in self.layout
         ]
         return jax.tree.unflatten(self.treedef, leaves)
 
 
+def _packed(dtype: Any) -> bool:
+    """Whether leaves of ``dtype`` travel in the int32 operand."""
+    return bool(dtype == jnp.bool_ or jnp.dtype(dtype).itemsize == 4)
+
+
+def _to_wire(a: Array) -> Array:
+    if a.dtype == jnp.bool_:
+        return a.astype(jnp.int32)
+    if _packed(a.dtype) and a.dtype != jnp.int32:
+        return jax.lax.bitcast_convert_type(a, jnp.int32)
+    return a
+
+
+def _from_wire(a: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    if dtype == np.bool_:
+        return a != 0
+    if a.dtype != dtype:
+        return a.view(dtype)
+    return a
+
+
 def _call_rows(
-    fn: HostFn, wire: _Wire, token: Array, arrays: Sequence[Array]
+    fn: HostFn, wire: _Wire, arrays: Sequence[Array]
 ) -> npt.NDArray[np.int32]:
     """Call ``fn`` once per run whose ``when`` holds and return the next
-    tokens. ``arrays`` is ``(when, run_index, runs, *operands)``; their
-    leading axes (as many as ``run_index`` has) are vmapped runs."""
-    tokens = np.array(token, np.int32)
-    when, index, total, *operands = (np.asarray(a) for a in arrays)
-    if index.ndim == 0:  # one run: no rows to split (the common case, kept cheap)
+    tokens. ``arrays[0]`` is the int32 operand, its last axis the header
+    (token, when, run index, runs) then the record's int32 group; its other
+    axes, and those in front of the other operands, are vmapped runs."""
+    main, *others = (np.asarray(a) for a in arrays)
+    tokens = np.array(main[..., 0], np.int32)
+    if main.ndim == 1:  # one run: no rows to split (the common case, kept cheap)
+        token, when, index, total = main[:_HEADER].tolist()
         if when:
-            out = fn(wire.rebuild(operands), int(index), int(total))
+            out = fn(wire.rebuild([main[_HEADER:], *others]), index, total)
             if out is not None:
                 tokens[...] = out
         return tokens
-    nbatch = index.ndim
-    rows = math.prod(index.shape)
-    runs = int(total.reshape(-1)[0])
-    split = [a.reshape((rows, *a.shape[nbatch:])) for a in operands]
-    flags = when.reshape(-1).tolist()
+    batch = main.shape[:-1]
+    rows = math.prod(batch)
+    flat_main = main.reshape(rows, main.shape[-1])
+    split = [o.reshape((rows, *o.shape[len(batch) :])) for o in others]
+    header = flat_main[:, :_HEADER].tolist()
     flat = tokens.reshape(-1)
-    for i, run in enumerate(index.reshape(-1).tolist()):
-        if flags[i]:
-            out = fn(wire.rebuild([a[i] for a in split]), run, runs)
+    for i, (_, when, run, runs) in enumerate(header):
+        if when:
+            record = wire.rebuild([flat_main[i, _HEADER:], *(o[i] for o in split)])
+            out = fn(record, run, runs)
             if out is not None:
                 flat[i] = out
     return tokens
 
 
 def _make_call(fn: HostFn, wire: _Wire) -> Callable[[list[Array]], Array]:
-    """The custom_vmap'ed call of ``fn`` over
-    ``[token, when, run_index, runs, *operands]``."""
+    """The custom_vmap'ed call of ``fn`` over ``[main, *others]`` (see
+    :func:`_call_rows`)."""
 
     # io_callback hands over jax.Arrays on the CPU; np.asarray views them.
     def on_host(*arrays: Array) -> npt.NDArray[np.int32]:
-        return _call_rows(fn, wire, arrays[0], arrays[1:])
+        return _call_rows(fn, wire, arrays)
 
     @custom_vmap
     def call(args: list[Array]) -> Array:
         # Seen with every vmapped axis (the rule below calls it again with
         # them), so the cond here is never batched: JAX refuses to vmap a
         # cond around a host call, even on an unbatched predicate.
-        token, when = args[0], args[1]
+        main = args[0]
+        token = main[..., 0]
 
         def send() -> Array:
             out: Array = io_callback(on_host, _shape(token.shape, jnp.int32), *args)
             return out
 
-        out: Array = jax.lax.cond(jnp.any(when), send, lambda: token)
+        out: Array = jax.lax.cond(jnp.any(main[..., 1] != 0), send, lambda: token)
         return out
 
     @call.def_vmap
@@ -265,14 +300,16 @@ def host_call(
     uses its result.
     """
     wire = _Wire(record)
-    call = _make_call(fn, wire)
-    args = [
-        jnp.asarray(token, jnp.int32),
-        jnp.asarray(when, jnp.bool_),
-        run_index,
-        num_runs(run_index),
-    ]
-    return call([*args, *wire.operands])
+    header = jnp.stack(
+        [
+            jnp.asarray(token, jnp.int32),
+            jnp.asarray(when, jnp.int32),
+            jnp.asarray(run_index, jnp.int32),
+            num_runs(run_index),
+        ]
+    )
+    main = jnp.concatenate([header, wire.groups[0]])
+    return _make_call(fn, wire)([main, *wire.groups[1:]])
 
 
 def _make_poll(
