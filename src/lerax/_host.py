@@ -202,7 +202,8 @@ def _to_wire(a: Array) -> Array:
 
 def _from_wire(a: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     if dtype == np.bool_:
-        return a != 0
+        flags: npt.NDArray[np.bool_] = a != 0
+        return flags
     if a.dtype != dtype:
         return a.view(dtype)
     return a
