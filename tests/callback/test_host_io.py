@@ -27,9 +27,14 @@ TOTAL = ITERATIONS * ALGO.steps_per_iteration
 
 
 def _rows(path: Path) -> list[tuple[int, int]]:
-    """``(run, iteration)`` of every JSONL record, in file order."""
+    """``(run, iteration)`` of every JSONL record, iteration by iteration.
+    Records come in batches per run, each run's in order."""
     lines = path.read_text().splitlines()
-    return [(r["run"], r["time/iteration"]) for r in map(json.loads, lines)]
+    rows = [(r["run"], r["time/iteration"]) for r in map(json.loads, lines)]
+    for run in {run for run, _ in rows}:
+        mine = [it for r, it in rows if r == run]
+        assert mine == sorted(mine), (run, mine)
+    return sorted(rows, key=lambda row: (row[1], row[0]))
 
 
 def _every(runs: int) -> list[tuple[int, int]]:

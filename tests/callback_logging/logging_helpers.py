@@ -143,6 +143,17 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f]
 
 
+def by_iteration(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of several runs, iteration by iteration and runs in order.
+
+    They arrive in batches (a host call sends each run's buffered records in
+    turn); each run's own records must come in order."""
+    for run in {r["run"] for r in rows}:
+        mine = [r["time/iteration"] for r in rows if r["run"] == run]
+        assert mine == sorted(mine), (run, mine)
+    return sorted(rows, key=lambda r: (r["time/iteration"], r["run"]))
+
+
 def assert_rollout_matches(
     logged: Mapping[str, Any], expected: Mapping[str, float]
 ) -> None:

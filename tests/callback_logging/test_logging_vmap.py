@@ -35,6 +35,7 @@ from .logging_helpers import (
     ListBackend,
     Recorder,
     assert_rollout_matches,
+    by_iteration,
     expected_rollout_stats,
     read_jsonl,
     read_wandb_run,
@@ -69,8 +70,8 @@ def test_each_seed_is_its_own_run(tmp_path: Path) -> None:
     logger.close()
 
     # JSONL: one line per logged iteration per seed, each with its run index,
-    # in program order (iteration by iteration, seeds in order).
-    rows = read_jsonl(jsonl)
+    # each seed's in order.
+    rows = by_iteration(read_jsonl(jsonl))
     assert [(r["run"], r["time/iteration"]) for r in rows] == [
         (run, it) for it in LOGGED for run in range(SEEDS)
     ]
@@ -229,7 +230,7 @@ def test_nested_vmap_runs_are_numbered_row_major(tmp_path: Path) -> None:
     result = eqx.filter_vmap(eqx.filter_vmap(train_one))(keys)
     logger.close()
 
-    rows = read_jsonl(path)
+    rows = by_iteration(read_jsonl(path))
     assert [(r["run"], r["time/iteration"]) for r in rows] == [
         (run, it) for it in LOGGED for run in range(4)
     ]

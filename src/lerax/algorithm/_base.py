@@ -213,13 +213,14 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
         return type(self).__name__
 
     @property
-    def interrupt_check_every(self) -> int:
-        """How often (in iterations) the loop asks the host whether Ctrl-C was
-        pressed: every iteration by default. A host call in the middle of the
-        compiled program costs far more than its own work (XLA's threads stop
-        and start again around it); an algorithm whose iterations are short
-        returns more, so that the poll stays a small part of the time
-        (BENCHMARKS.md has its cost for PPO)."""
+    def host_call_every(self) -> int:
+        """Iterations between periodic host calls: the loop's Ctrl-C poll,
+        and the logging callbacks' sending of buffered records and progress.
+        Every iteration by default. A host call in the middle of the compiled
+        program costs far more than its own work (XLA's threads stop and
+        start again around it); an algorithm whose iterations are short
+        returns more, so that host calls stay a small part of the time
+        (BENCHMARKS.md has their cost for PPO)."""
         return 1
 
     @property
@@ -301,7 +302,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT]):
 
         Ctrl-C (SIGINT) stops training at the next iteration boundary (the
         loop asks the host every
-        [`interrupt_check_every`][lerax.algorithm.AbstractAlgorithm.interrupt_check_every]
+        [`host_call_every`][lerax.algorithm.AbstractAlgorithm.host_call_every]
         iterations); the handler is installed on the first call from the main thread,
         chaining to the one before, and a second Ctrl-C behaves as that one does. Off
         the main thread (if no call was ever made on it) training is not interruptible.
@@ -750,7 +751,7 @@ def _train(
     # Ctrl-C: the program tells the host it runs (its result starts the
     # status, so the call comes first), polls every `interrupt_every`
     # iterations and says when it has ended.
-    interrupt_every = algo.interrupt_check_every if interruptible else 0
+    interrupt_every = algo.host_call_every if interruptible else 0
     # The host objects the callback writes through (their failures stop runs).
     declared = callback.host_ids()
     ids = jnp.stack(declared) if declared else jnp.zeros((0,), jnp.int32)

@@ -57,10 +57,11 @@ class PPO(AbstractAlgorithm[ActorCritic]):
     ``loss``, ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
     ``clip_fraction``, ``explained_variance`` and ``learning_rate``.
 
-    Ctrl-C is polled every :attr:`interrupt_check_every` iterations: about
-    every ``2**16`` units of work, counting an iteration as
-    ``num_envs * num_steps * (1 + num_epochs)`` (12 iterations for the
-    defaults), so that the poll stays below 1 % of the time and Ctrl-C still
+    Periodic host calls (the Ctrl-C poll, sending buffered log records) come
+    every [`host_call_every`][lerax.algorithm.PPO.host_call_every]
+    iterations: about every ``2**16`` units of work, counting an iteration
+    as ``num_envs * num_steps * (1 + num_epochs)`` (12 iterations for the
+    defaults), so that they stay a small part of the time and Ctrl-C still
     stops training within a fraction of a second (BENCHMARKS.md).
 
     Attributes:
@@ -118,7 +119,7 @@ class PPO(AbstractAlgorithm[ActorCritic]):
                 raise ValueError(f"PPO: {name} must be non-negative, got {value!r}")
 
     @property
-    def interrupt_check_every(self) -> int:
+    def host_call_every(self) -> int:
         """Iterations between two Ctrl-C polls (see the class docstring)."""
         work = self.steps_per_iteration * (1 + self.num_epochs)
         return max(1, -(-(2**16) // work))

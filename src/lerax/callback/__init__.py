@@ -19,11 +19,13 @@ from .logging import AbstractLoggingBackend as AbstractLoggingBackend
 from .logging import ConsoleBackend as ConsoleBackend
 from .logging import EpisodeStatistics as EpisodeStatistics
 from .logging import HParamValue as HParamValue
+from .logging import IterationRecord as IterationRecord
 from .logging import JSONLBackend as JSONLBackend
 from .logging import LoggingBackendError as LoggingBackendError
 from .logging import LoggingCallback as LoggingCallback
 from .logging import LoggingState as LoggingState
 from .logging import ProgressBarCallback as ProgressBarCallback
+from .logging import ProgressState as ProgressState
 from .logging import RunInfo as RunInfo
 from .logging import TensorBoardBackend as TensorBoardBackend
 from .logging import WandbBackend as WandbBackend

@@ -2,6 +2,7 @@
 
 from typing import Any, Protocol, runtime_checkable
 
+from jaxtyping import Array, Float
 from typing_extensions import TypeVar
 
 from ..env import AbstractEnv
@@ -73,6 +74,17 @@ class AlgorithmInfo(Protocol):
         """Environment steps per iteration, over all environments."""
         ...
 
+    @property
+    def host_call_every(self) -> int:
+        """Iterations between periodic host calls (logging sends its
+        records this often)."""
+        ...
+
     def num_iterations(self, total_timesteps: int) -> int:
         """How many iterations ``total_timesteps`` buys."""
+        ...
+
+    def initial_training_log(self) -> dict[str, Float[Array, ""]]:
+        """The training log before the first update: every name the
+        algorithm reports, with value zero."""
         ...

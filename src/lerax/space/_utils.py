@@ -104,7 +104,7 @@ def as_array(x: object) -> Shaped[Array, "..."] | None:
         target = np.dtype(jax.dtypes.canonicalize_dtype(np_x.dtype))
         if np_x.size and np_x.dtype.kind in "iu" and target != np_x.dtype:
             lo, hi = int_limits(target)
-            if int(np_x.min()) < lo or int(np_x.max()) > hi:
+            if int(np.min(np_x)) < lo or int(np.max(np_x)) > hi:
                 return None
         if np_x.size and np_x.dtype.kind == "f" and target != np_x.dtype:
             fmax = float_max(target)

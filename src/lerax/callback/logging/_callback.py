@@ -81,30 +81,51 @@ class EpisodeStatistics(eqx.Module):
 
 
 @final
-class LoggingState(eqx.Module):
-    """The iteration-level state of
-    [`LoggingCallback`][lerax.callback.logging.LoggingCallback] and
-    [`ProgressBarCallback`][lerax.callback.logging.ProgressBarCallback].
+class IterationRecord(eqx.Module):
+    """What one logged iteration sends to the host (one run's values; in
+    [`LoggingState`][lerax.callback.logging.LoggingState], a leading axis
+    of buffered records).
 
     Attributes:
-        token: orders the callback's host calls (each takes the one before's
-            token and returns the next); its value carries no meaning.
+        iteration: iterations completed.
+        timesteps: environment steps taken.
+        episodes: episodes that ended in the iteration.
+        ema_valid: an episode has ended (the EMAs are defined).
+        window_valid: an episode ended in the iteration (its means are defined).
+        scalars: the values by name (``train/...``, ``rollout/...``).
     """
 
-    token: Int[Array, ""]
+    iteration: Int[Array, "*records"]
+    timesteps: Int[Array, "*records"]
+    episodes: Int[Array, "*records"]
+    ema_valid: Bool[Array, "*records"]
+    window_valid: Bool[Array, "*records"]
+    scalars: dict[str, Float[Array, "*records"]]
 
 
 @final
-class _IterationRecord(eqx.Module):
-    """What one logged iteration sends to the host (one run's values)."""
+class LoggingState(eqx.Module):
+    """The iteration-level state of
+    [`LoggingCallback`][lerax.callback.logging.LoggingCallback].
 
-    logger_id: Int[Array, ""]
-    iteration: Int[Array, ""]
-    timesteps: Int[Array, ""]
-    episodes: Int[Array, ""]
-    ema_valid: Bool[Array, ""]
-    window_valid: Bool[Array, ""]
-    scalars: dict[str, Float[Array, ""]]
+    A host call costs the compiled program far more than its own work, so
+    records are buffered here and sent together every
+    ``algorithm.host_call_every`` logged iterations (at most 64), at the
+    last iteration and when training ends.
+
+    Attributes:
+        token: orders the callback's host calls (each takes the one before's
+            token and returns the next); nonzero once the logger has failed.
+        pending: the buffered records, leading axis the buffer's size.
+        count: how many of them are waiting to be sent.
+    """
+
+    token: Int[Array, ""]
+    pending: IterationRecord
+    count: Int[Array, ""]
+
+
+_MAX_BUFFER = 64  # records buffered per run at most (SIGKILL loses at most these)
 
 
 BackendsLike = AbstractLoggingBackend | Sequence[AbstractLoggingBackend]
@@ -274,8 +295,24 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
     # -- hooks ----------------------------------------------------------------
 
     def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> LoggingState:
-        """A fresh token for this run's chain of host calls."""
-        return LoggingState(new_token())
+        """A fresh token for this run's chain of host calls and an empty
+        buffer of records."""
+        size = max(1, min(ctx.algorithm.host_call_every, _MAX_BUFFER))
+        names = [f"train/{k}" for k in ctx.algorithm.initial_training_log()]
+        zero_i = jnp.zeros((size,), jnp.int32)
+        zero_b = jnp.zeros((size,), jnp.bool_)
+        pending = IterationRecord(
+            iteration=zero_i,
+            timesteps=zero_i,
+            episodes=zero_i,
+            ema_valid=zero_b,
+            window_valid=zero_b,
+            scalars={
+                name: jnp.zeros((size,), jnp.float32)
+                for name in (*names, *_ROLLOUT_NAMES)
+            },
+        )
+        return LoggingState(new_token(), pending, jnp.zeros((), jnp.int32))
 
     def step_reset(
         self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key
@@ -371,7 +408,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             ctx.run_index,
             ctx.state.token,
         )
-        return LoggingState(token)
+        return LoggingState(token, ctx.state.pending, ctx.state.count)
 
     def on_iteration(
         self,
@@ -387,20 +424,33 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         # A vmapped run that stopped early still evaluates the loop body while
         # the others go on; it is not active and logs nothing.
         should_log = jnp.logical_and(due, ctx.active)
-
-        token = host_call(
-            _host_iteration,
-            self._record(ctx),
-            ctx.run_index,
-            ctx.state.token,
-            when=should_log,
+        state = ctx.state
+        record = self._record(ctx)
+        pending = jax.tree.map(
+            lambda buffer, x: jnp.where(
+                should_log, buffer.at[state.count].set(x), buffer
+            ),
+            state.pending,
+            record,
         )
-        return LoggingState(token)
+        count = state.count + should_log.astype(jnp.int32)
+        size = jax.tree.leaves(pending)[0].shape[0]
+        send = jnp.logical_and(
+            count > 0, jnp.logical_or(count == size, iteration == last)
+        )
+        token = host_call(
+            _host_send,
+            (self.logger_id, pending, count),
+            ctx.run_index,
+            state.token,
+            when=send,
+        )
+        return LoggingState(token, pending, jnp.where(send, 0, count))
 
     def _record(
         self,
         ctx: IterationContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
-    ) -> _IterationRecord:
+    ) -> IterationRecord:
         """This iteration's record."""
         st = ctx.step_state
         current = st.window_iteration == ctx.iteration_count - 1
@@ -425,8 +475,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         }
         rollout = (return_ema, length_ema, return_mean, return_min, return_max)
         scalars.update(zip(_ROLLOUT_NAMES, (*rollout, length_mean), strict=True))
-        return _IterationRecord(
-            logger_id=self.logger_id,
+        return IterationRecord(
             iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
             timesteps=jnp.asarray(ctx.num_timesteps, jnp.int32),
             episodes=episodes.astype(jnp.int32),
@@ -455,10 +504,13 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         *,
         key: Key,
     ) -> LoggingState:
-        """Tell the backends this run's ``learn`` call ended."""
-        record = (self.logger_id, ctx.iteration_count, ctx.num_timesteps)
-        token = host_call(_host_end, record, ctx.run_index, ctx.state.token)
-        return LoggingState(token)
+        """Send the records still buffered and tell the backends this run's
+        ``learn`` call ended."""
+        state = ctx.state
+        ends = jnp.stack([ctx.iteration_count, ctx.num_timesteps]).astype(jnp.int32)
+        record = (self.logger_id, state.pending, state.count, ends)
+        token = host_call(_host_end, record, ctx.run_index, state.token)
+        return LoggingState(token, state.pending, jnp.zeros((), jnp.int32))
 
     # -- host side ------------------------------------------------------------
 
@@ -683,23 +735,51 @@ def _host_start(
     record: tuple[npt.NDArray[np.int32], dict[str, npt.NDArray[np.float32]]],
     run_index: int,
     runs: int,
-) -> None:
+) -> int:
+    """Returns the run's first token: 1 if the logger failed in an earlier
+    ``learn`` call (the run then stops after its first iteration), else 0."""
     logger_id, values = record
     dynamic: dict[str, HParamValue] = {k: float(v) for k, v in values.items()}
-    _logger(int(logger_id)).start(info, run_index, runs, dynamic)
-
-
-def _host_iteration(record: _IterationRecord, run_index: int, runs: int) -> int:
-    """The per-iteration host call: as little as possible, since the compiled
-    program waits for it; the writer thread decodes the record. Returns the
-    run's next token: 1 once a backend has failed (training stops), else 0."""
-    clock = time.perf_counter()
-    host = _logger(int(record.logger_id))
-    host.log(clock, run_index, functools.partial(_decode_iteration, run_index, record))
+    host = _logger(int(logger_id))
+    host.start(info, run_index, runs, dynamic)
     return 0 if host.failure is None else 1
 
 
-def _decode_iteration(run_index: int, record: _IterationRecord) -> Record:
+def _host_send(
+    record: tuple[npt.NDArray[np.int32], IterationRecord, npt.NDArray[np.int32]],
+    run_index: int,
+    runs: int,
+) -> int:
+    """The host call that sends buffered records: as little as possible,
+    since the compiled program waits for it; the writer thread decodes them.
+    Returns the run's next token: 1 once a backend has failed (training
+    stops), else 0."""
+    logger_id, pending, count = record
+    host = _logger(int(logger_id))
+    _queue(host, run_index, pending, int(count))
+    return 0 if host.failure is None else 1
+
+
+def _queue(
+    host: HostLogger, run_index: int, pending: IterationRecord, count: int
+) -> None:
+    """Queue the first ``count`` buffered records of a run. They arrive
+    together: their wall clocks are spread between the previous send and
+    now in proportion to their steps, so each has the batch's rate."""
+    if count <= 0:
+        return
+    now = time.perf_counter()
+    since, steps_then = host.send_marks.get(run_index, (now, 0))
+    steps = [int(t) for t in pending.timesteps[:count]]
+    span = max(steps[-1] - steps_then, 1)
+    for j, timesteps in enumerate(steps):
+        clock = since + (now - since) * (timesteps - steps_then) / span
+        one = jax.tree.map(lambda leaf, j=j: leaf[j], pending)
+        host.log(clock, run_index, functools.partial(_decode_iteration, run_index, one))
+    host.send_marks[run_index] = (now, steps[-1])
+
+
+def _decode_iteration(run_index: int, record: IterationRecord) -> Record:
     scalars: dict[str, float] = {"rollout/episodes": float(record.episodes)}
     for name, value in record.scalars.items():
         if name in _EMA_NAMES and not record.ema_valid:
@@ -730,10 +810,19 @@ _ROLLOUT_ORDER = (
 
 
 def _host_end(
-    record: tuple[npt.NDArray[np.int32], ...], run_index: int, runs: int
+    record: tuple[
+        npt.NDArray[np.int32],
+        IterationRecord,
+        npt.NDArray[np.int32],
+        npt.NDArray[np.int32],
+    ],
+    run_index: int,
+    runs: int,
 ) -> None:
-    logger_id, iteration, timesteps = (int(x) for x in record)
-    _logger(logger_id).end(run_index, iteration, timesteps)
+    logger_id, pending, count, ends = record
+    host = _logger(int(logger_id))
+    _queue(host, run_index, pending, int(count))
+    host.end(run_index, int(ends[0]), int(ends[1]))
 
 
 @atexit.register

@@ -3,6 +3,7 @@
 import threading
 from typing import Any, final
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy.typing as npt
 from jaxtyping import Array, Int
@@ -26,16 +27,30 @@ from ...env import AbstractEnv
 from ...policy import AbstractPolicy
 from .._base import AbstractCallback, EmptyCallbackStepState
 from .._context import IterationContext, ResetContext, TrainingContext
-from ._callback import LoggingState
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
-_Ctx = TrainingContext[LoggingState, EmptyCallbackStepState, AnyEnv, AnyPolicy]
-_IterCtx = IterationContext[LoggingState, EmptyCallbackStepState, AnyEnv, AnyPolicy]
 
 
 @final
-class ProgressBarCallback(AbstractCallback[LoggingState, EmptyCallbackStepState]):
+class ProgressState(eqx.Module):
+    """The iteration-level state of
+    [`ProgressBarCallback`][lerax.callback.logging.ProgressBarCallback].
+
+    Attributes:
+        token: orders the callback's host calls (each takes the one before's
+            token and returns the next); its value carries no meaning.
+    """
+
+    token: Int[Array, ""]
+
+
+_Ctx = TrainingContext[ProgressState, EmptyCallbackStepState, AnyEnv, AnyPolicy]
+_IterCtx = IterationContext[ProgressState, EmptyCallbackStepState, AnyEnv, AnyPolicy]
+
+
+@final
+class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState]):
     """A Rich progress bar of environment steps (done/total, steps per second,
     elapsed time, ETA), updated after every iteration.
 
@@ -80,11 +95,11 @@ class ProgressBarCallback(AbstractCallback[LoggingState, EmptyCallbackStepState]
             register(_HostProgress(console, description, aggregate)), jnp.int32
         )
 
-    def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> LoggingState:
+    def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> ProgressState:
         """A fresh token for this run's chain of host calls."""
-        return LoggingState(new_token())
+        return ProgressState(new_token())
 
-    def on_training_start(self, ctx: _Ctx, *, key: Key) -> LoggingState:
+    def on_training_start(self, ctx: _Ctx, *, key: Key) -> ProgressState:
         """Show a bar for this run."""
         algorithm = ctx.algorithm
         total = algorithm.num_iterations(ctx.total_timesteps) * (
@@ -93,19 +108,33 @@ class ProgressBarCallback(AbstractCallback[LoggingState, EmptyCallbackStepState]
         token = host_call(
             _ProgressStart(total), self.progress_id, ctx.run_index, ctx.state.token
         )
-        return LoggingState(token)
+        return ProgressState(token)
 
-    def on_iteration(self, ctx: _IterCtx, *, key: Key) -> LoggingState:
-        """Advance this run's bar."""
-        record = (self.progress_id, ctx.num_timesteps, ctx.active)
-        token = host_call(_progress_update, record, ctx.run_index, ctx.state.token)
-        return LoggingState(token)
+    def on_iteration(self, ctx: _IterCtx, *, key: Key) -> ProgressState:
+        """Advance this run's bar, every ``algorithm.host_call_every``
+        iterations and at the last (a host call costs the program far more
+        than its work)."""
+        algorithm = ctx.algorithm
+        iteration = ctx.iteration_count
+        due = jnp.logical_or(
+            iteration % algorithm.host_call_every == 0,
+            iteration == algorithm.num_iterations(ctx.total_timesteps),
+        )
+        record = (self.progress_id, ctx.num_timesteps)
+        token = host_call(
+            _progress_update,
+            record,
+            ctx.run_index,
+            ctx.state.token,
+            when=jnp.logical_and(due, ctx.active),
+        )
+        return ProgressState(token)
 
-    def on_training_end(self, ctx: _Ctx, *, key: Key) -> LoggingState:
+    def on_training_end(self, ctx: _Ctx, *, key: Key) -> ProgressState:
         """Complete this run's bar; close the display after the last run."""
         record = (self.progress_id, ctx.num_timesteps)
         token = host_call(_progress_end, record, ctx.run_index, ctx.state.token)
-        return LoggingState(token)
+        return ProgressState(token)
 
 
 @final
@@ -220,9 +249,8 @@ class _ProgressStart:
 def _progress_update(
     record: tuple[npt.NDArray[Any], ...], run_index: int, runs: int
 ) -> None:
-    progress_id, timesteps, active = record
-    if active:  # not a vmapped run that stopped early while others go on
-        lookup(int(progress_id), _HostProgress).update(run_index, int(timesteps))
+    progress_id, timesteps = record
+    lookup(int(progress_id), _HostProgress).update(run_index, int(timesteps))
 
 
 def _progress_end(

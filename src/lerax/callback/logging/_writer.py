@@ -226,6 +226,8 @@ class HostLogger:
         self.hparams = hparams
         self.drain_timeout = drain_timeout
         self.ident: int | None = None  # the registry id, set by the owner
+        # per run: the wall clock and steps of its last batch of records sent
+        self.send_marks: dict[int, tuple[float, int]] = {}
         # Guards the bookkeeping below, shared by host calls and the worker.
         self.lock = threading.Lock()
         self.session = 0
@@ -321,6 +323,7 @@ class HostLogger:
             RuntimeError: if the logger is closed (a usage error).
             ValueError: if the number of vmapped runs changed (a usage error).
         """
+        self.send_marks[run_index] = (time.perf_counter(), 0)
         with self.lock:
             if self.closed:
                 raise RuntimeError(
