@@ -20,7 +20,8 @@ With ``--diag``, two more variants show where the time goes: a
 ``log_every=10**6`` (only the last iteration is sent: the per-step episode
 statistics and the compiled-in host calls that do not fire).
 
-Usage: .venv/bin/python bench/logging_overhead.py [repeats] [--diag]
+Usage: .venv/bin/python bench/logging_overhead.py [repeats] [--diag] [--raw]
+(``--raw`` also prints every timed call).
 """
 
 import statistics
@@ -81,7 +82,7 @@ def _wait(tree: object) -> None:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--diag"]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     diag = "--diag" in sys.argv[1:]
     repeats = int(args[0]) if args else 7
     env = CartPole()
@@ -148,6 +149,8 @@ def main() -> None:
     )
     for name, _ in variants:
         ts = times[name]
+        if "--raw" in sys.argv[1:]:
+            print(name, " ".join(f"{t:.3f}" for t in ts))
         # Each repeat's time over the no-callback time of the same repeat
         # (adjacent calls): the median of these resists slow drifts in load.
         paired = statistics.median(t / b for t, b in zip(ts, base, strict=True))
