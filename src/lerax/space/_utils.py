@@ -1,7 +1,7 @@
 """Private helpers shared by the spaces."""
 
 import operator
-from typing import SupportsIndex
+from typing import Any, SupportsIndex, cast
 
 import jax
 import jax.numpy as jnp
@@ -104,7 +104,8 @@ def as_array(x: object) -> Shaped[Array, "..."] | None:
         target = np.dtype(jax.dtypes.canonicalize_dtype(np_x.dtype))
         if np_x.size and np_x.dtype.kind in "iu" and target != np_x.dtype:
             lo, hi = int_limits(target)
-            if int(np.min(np_x)) < lo or int(np.max(np_x)) > hi:
+            int_x = cast(npt.NDArray[np.integer[Any]], np_x)  # kind "iu" above
+            if int(np.min(int_x)) < lo or int(np.max(int_x)) > hi:
                 return None
         if np_x.size and np_x.dtype.kind == "f" and target != np_x.dtype:
             fmax = float_max(target)
