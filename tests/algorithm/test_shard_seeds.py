@@ -73,8 +73,9 @@ SCRIPT = textwrap.dedent(
             np.asarray(weight)[i], np.asarray(single), rtol=1e-5, atol=1e-6
         )
 
-    # Logging works with the seeds split over the devices: one host call per
-    # iteration (on the first device) carries every seed's row, in order.
+    # Logging works with the seeds split over the devices: one host call (on
+    # the first device) carries every seed's buffered records, seed by seed,
+    # each seed's in order.
     import io, json, sys
     from rich.console import Console
     from lerax.callback import JSONLBackend, LoggingCallback, ProgressBarCallback
@@ -89,7 +90,12 @@ SCRIPT = textwrap.dedent(
         jax.block_until_ready(run(keys))
         logger.close()
         with open(path) as f:
-            return [json.loads(line) for line in f], bars.getvalue()
+            rows = [json.loads(line) for line in f]
+        for run in range(4):
+            mine = [r["time/iteration"] for r in rows if r["run"] == run]
+            assert mine == sorted(mine), (run, mine)
+        rows.sort(key=lambda r: (r["time/iteration"], r["run"]))
+        return rows, bars.getvalue()
 
     rows, bars = logged(shard_seeds(keys), sys.argv[1] + "/spread.jsonl")
     assert [(r["run"], r["time/iteration"]) for r in rows] == [
