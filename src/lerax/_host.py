@@ -18,7 +18,8 @@ host call inside ``lax.cond`` or ``lax.while_loop`` stays a real branch under
 - [`run_index`][lerax.callback.run_index] and [`num_runs`][lerax.callback.num_runs]
   number the runs row-major over every vmapped axis that batches an anchor (again a
   self-recursive ``custom_vmap``).
-- ``any_run`` turns per-run flags into one unbatched flag, and
+- ``any_run`` turns per-run flags into one unbatched flag, ``select_runs``
+  keeps the runs that stopped as they were, and
   ``poll`` asks the host for one unbatched number (a stop request).
 - ``fail`` records a host object's failure by id; the training loop
   asks ``failures_of`` about the ids its callback declares.
@@ -127,13 +128,56 @@ def any_run(flag: Bool[Array, ""]) -> Bool[Array, ""]:
     """``flag`` for a single run; under ``vmap``, whether it holds for any run
     (an unbatched value).
 
-    A ``lax.cond`` or ``lax.while_loop`` on a batched predicate runs its
-    branches for every run (and refuses host calls in a loop body); gating on
-    ``any_run(flag)`` keeps it a real branch, so iterations on which no run
-    logs pay nothing. Host functions still see each run's own flag.
+    A ``lax.while_loop`` on a batched predicate refuses host calls in its
+    body; the training loop's predicate is ``any_run`` of each run's, and
+    the body keeps stopped runs as they were (``select_runs``).
     """
     out: Bool[Array, ""] = jnp.asarray(unvmap_any(flag))
     return out
+
+
+@custom_vmap
+def _select(flag: Bool[Array, ""], new: PyTree, old: PyTree) -> PyTree:
+    return new
+
+
+@_select.def_vmap
+def _select_vmap(
+    axis_size: int,
+    in_batched: list[Any],
+    flag: Bool[Array, "..."],
+    new: PyTree,
+    old: PyTree,
+) -> tuple[PyTree, PyTree]:
+    flag_batched, new_batched, old_batched = in_batched
+
+    def axis(x: Array, batched: bool) -> Array:
+        return x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+
+    new = jax.tree.map(axis, new, new_batched)
+    old = jax.tree.map(axis, old, old_batched)
+    if flag_batched:
+        out = jax.tree.map(
+            lambda n, o: jnp.where(
+                flag.reshape(flag.shape + (1,) * (n.ndim - 1)), n, o
+            ),
+            new,
+            old,
+        )
+    else:  # the same for every run along this axis: the vmaps outside decide
+        out = _select(flag, new, old)
+    return out, jax.tree.map(lambda _: True, out)
+
+
+def select_runs(flag: Bool[Array, ""], new: PyTree, old: PyTree) -> PyTree:
+    """``new`` for a single run; under vmap, each run's ``new`` where its
+    ``flag`` holds, else its ``old``.
+
+    In the training loop's body, whose predicate is ``any_run`` of the runs'
+    flags, this keeps stopped runs as they were. A single run's flag holds
+    wherever the body runs, so it costs nothing there, nor under vmap for
+    flags that no vmapped axis batches."""
+    return _select(flag, new, old)
 
 
 def _shape(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
@@ -240,6 +284,26 @@ def _call_rows(
     return tokens
 
 
+def _gated(
+    on_host: Callable[..., npt.NDArray[Any]],
+    shape: tuple[int, ...],
+    due: Bool[Array, ""],
+    args: Sequence[Array],
+    otherwise: Array,
+) -> Array:
+    """``io_callback(on_host, *args)`` (an int32 result of ``shape``) if
+    ``due``, else ``otherwise``. Called only inside a ``custom_vmap`` that
+    sees every vmapped axis, so the cond is never batched: JAX refuses to
+    vmap a cond around a host call, even on an unbatched predicate."""
+
+    def send() -> Array:
+        out: Array = io_callback(on_host, _shape(shape, jnp.int32), *args)
+        return out
+
+    out: Array = jax.lax.cond(due, send, lambda: otherwise)
+    return out
+
+
 def _make_call(fn: HostFn, wire: _Wire) -> Callable[[list[Array]], Array]:
     """The custom_vmap'ed call of ``fn`` over ``[main, *others]`` (see
     :func:`_call_rows`)."""
@@ -250,18 +314,10 @@ def _make_call(fn: HostFn, wire: _Wire) -> Callable[[list[Array]], Array]:
 
     @custom_vmap
     def call(args: list[Array]) -> Array:
-        # Seen with every vmapped axis (the rule below calls it again with
-        # them), so the cond here is never batched: JAX refuses to vmap a
-        # cond around a host call, even on an unbatched predicate.
+        # Seen with every vmapped axis: the rule below calls it again with them.
         main = args[0]
         token = main[..., 0]
-
-        def send() -> Array:
-            out: Array = io_callback(on_host, _shape(token.shape, jnp.int32), *args)
-            return out
-
-        out: Array = jax.lax.cond(jnp.any(main[..., 1] != 0), send, lambda: token)
-        return out
+        return _gated(on_host, token.shape, jnp.any(main[..., 1] != 0), args, token)
 
     @call.def_vmap
     def call_vmap(
@@ -323,17 +379,9 @@ def _make_poll(
 
     @custom_vmap
     def call(when: Bool[Array, "..."], ids: Int[Array, "..."]) -> Array:
-        # Seen with every vmapped axis, so the cond is never batched (JAX
-        # refuses a host call in a batched cond, even on an unbatched
-        # predicate): the call happens if the flag holds for any run.
-        due = jnp.any(when)
-
-        def send() -> Array:
-            out: Array = io_callback(on_host, _shape((), jnp.int32), ids)
-            return out
-
-        out: Array = jax.lax.cond(due, send, lambda: jnp.zeros((), jnp.int32))
-        return out
+        # Seen with every vmapped axis (the rule below passes them on): the
+        # call happens if the flag holds for any run.
+        return _gated(on_host, (), jnp.any(when), [ids], jnp.zeros((), jnp.int32))
 
     @call.def_vmap
     def call_vmap(
@@ -374,26 +422,26 @@ def register(obj: object) -> int:
         return ident
 
 
+def find(ident: int, cls: type[T]) -> T | None:
+    """The object kept under ``ident`` if it is a ``cls``, else None."""
+    obj = _objects.get(ident)  # one dict read: atomic, no lock needed
+    return obj if isinstance(obj, cls) else None
+
+
 def lookup(ident: int, cls: type[T]) -> T:
     """The object kept under ``ident``.
 
     Raises:
         RuntimeError: if there is none (it was closed) or it is not a ``cls``.
     """
-    obj = _objects.get(ident)  # one dict read: atomic, no lock needed
-    if not isinstance(obj, cls):
+    obj = find(ident, cls)
+    if obj is None:
         raise RuntimeError(
-            f"no open {cls.__name__} with id {ident}: the callback was closed "
-            "(close() releases its host-side objects); create a new one to train "
-            "again"
+            f"no open {cls.__name__} with id {ident}: the callback was closed (by "
+            "close(), or because it was garbage-collected before this training "
+            "program reached it); create a new one to train again"
         )
     return obj
-
-
-def find(ident: int, cls: type[T]) -> T | None:
-    """The object kept under ``ident`` if it is a ``cls``, else None."""
-    obj = _objects.get(ident)
-    return obj if isinstance(obj, cls) else None
 
 
 def release(ident: int) -> object | None:

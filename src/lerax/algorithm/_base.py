@@ -16,7 +16,7 @@ from typing_extensions import TypeVar
 
 from .. import _interrupt
 from .._custom_types import ArrayTree, Key, OptState, TrainingLog
-from .._host import any_run, failures_of, poll, run_index
+from .._host import any_run, failures_of, poll, run_index, select_runs
 from ..callback._base import (
     AbstractCallback,
     EmptyCallbackState,
@@ -745,8 +745,7 @@ def _train(
             code,
         )
         # A run that had stopped keeps everything as it was (its counters too).
-        kept = jax.tree.map(lambda n, o: jnp.where(active, n, o), new, old[:-1])
-        return (*kept, loop_key)
+        return (*select_runs(active, new, old[:-1]), loop_key)
 
     # Ctrl-C: the program tells the host it runs (its result starts the
     # status, so the call comes first), polls every `interrupt_every`
@@ -830,15 +829,17 @@ def _stop_code(
     host_ids: Int[Array, " n"],
 ) -> Int[Array, ""]:
     """This iteration's [`StopReason`][lerax.algorithm.StopReason] (COMPLETED: go on).
-    ``more``: the run has iterations left. The host is asked only when a callback stops
-    the run (to tell a logging failure from a callback's decision) or, every
-    ``interrupt_every`` iterations (0: never), whether Ctrl-C was pressed."""
+    ``more``: the run has iterations left. The host is asked only when a callback with
+    host objects stops the run (to tell a logging failure from a callback's decision)
+    or, every ``interrupt_every`` iterations (0: never), whether Ctrl-C was pressed."""
     stopping = jnp.logical_not(keep_going)
     if interrupt_every:
         due = jnp.logical_and(iteration % interrupt_every == 0, more)
         flags = poll(_poll_stop, jnp.logical_or(stopping, due), host_ids)
-    else:
+    elif host_ids.shape[0]:
         flags = poll(_poll_failure, stopping, host_ids)
+    else:  # nothing to ask the host
+        flags = jnp.zeros((), jnp.int32)
     interrupted = jnp.logical_and((flags & 1) != 0, more)
     failed = (flags & 2) != 0
     by_callback = jnp.logical_and(stopping, more)

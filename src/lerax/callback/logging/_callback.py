@@ -19,8 +19,8 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ..._custom_types import Key
 from ..._host import (
-    find,
     host_call,
+    lookup,
     new_token,
     register,
     registered,
@@ -425,13 +425,12 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         # the others go on; it is not active and logs nothing.
         should_log = jnp.logical_and(due, ctx.active)
         state = ctx.state
-        record = self._record(ctx)
+        # Slot `count` is free (a full buffer was sent and emptied): writing it
+        # when not logging is harmless, only the first `count` are ever sent.
         pending = jax.tree.map(
-            lambda buffer, x: jnp.where(
-                should_log, buffer.at[state.count].set(x), buffer
-            ),
+            lambda buffer, x: buffer.at[state.count].set(x),
             state.pending,
-            record,
+            self._record(ctx),
         )
         count = state.count + should_log.astype(jnp.int32)
         size = jax.tree.leaves(pending)[0].shape[0]
@@ -713,23 +712,6 @@ def _collected(ident: int) -> None:
         host.orphan()
 
 
-def _logger(ident: int) -> HostLogger:
-    """The open logger with id ``ident``.
-
-    Raises:
-        RuntimeError: if there is none (a usage error: it stops training).
-    """
-    host = find(ident, HostLogger)
-    if host is None:
-        raise RuntimeError(
-            f"LoggingCallback: no open logger with id {ident}: it was closed "
-            "(by close(), or because the LoggingCallback was garbage-collected "
-            "before this training program reached it); create a new "
-            "LoggingCallback to train again"
-        )
-    return host
-
-
 def _host_start(
     info: StartInfo,
     record: tuple[npt.NDArray[np.int32], dict[str, npt.NDArray[np.float32]]],
@@ -740,7 +722,7 @@ def _host_start(
     ``learn`` call (the run then stops after its first iteration), else 0."""
     logger_id, values = record
     dynamic: dict[str, HParamValue] = {k: float(v) for k, v in values.items()}
-    host = _logger(int(logger_id))
+    host = lookup(int(logger_id), HostLogger)
     host.start(info, run_index, runs, dynamic)
     return 0 if host.failure is None else 1
 
@@ -755,7 +737,7 @@ def _host_send(
     Returns the run's next token: 1 once a backend has failed (training
     stops), else 0."""
     logger_id, pending, count = record
-    host = _logger(int(logger_id))
+    host = lookup(int(logger_id), HostLogger)
     _queue(host, run_index, pending, int(count))
     return 0 if host.failure is None else 1
 
@@ -820,7 +802,7 @@ def _host_end(
     runs: int,
 ) -> None:
     logger_id, pending, count, ends = record
-    host = _logger(int(logger_id))
+    host = lookup(int(logger_id), HostLogger)
     _queue(host, run_index, pending, int(count))
     host.end(run_index, int(ends[0]), int(ends[1]))
 
