@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/env_throughput.py
 	$(BIN)/python bench/callback_validation.py
 	$(BIN)/python bench/logging_overhead.py
+	$(BIN)/python bench/linear_layout.py
 	$(BIN)/python bench/ppo_cartpole.py
 
 clean:
