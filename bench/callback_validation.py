@@ -67,7 +67,7 @@ def main() -> None:
     ctx0 = ResetContext(
         env=env,
         policy=policy,
-        opt_state=(),
+        algorithm_state=(),
         algorithm=algo,
         total_timesteps=1,
         num_envs=1,
@@ -80,7 +80,7 @@ def main() -> None:
             state=state,
             env=env,
             policy=policy,
-            opt_state=(),
+            algorithm_state=(),
             training_log={},
             observation=obs,
             action=jnp.array(0, jnp.int32),

@@ -11,6 +11,8 @@ PACKAGES = [
     "lerax.env.classic_control",
     "lerax.policy",
     "lerax.distribution",
+    "lerax.buffer",
+    "lerax.evaluation",
     "lerax.algorithm",
     "lerax.callback",
     "lerax.callback.logging",

@@ -3,6 +3,12 @@
 from importlib.metadata import version as _version
 
 from . import algorithm as algorithm
+from . import buffer as buffer
 from . import callback as callback
+from . import distribution as distribution
+from . import env as env
+from . import evaluation as evaluation
+from . import policy as policy
+from . import space as space
 
 __version__ = _version("lerax")

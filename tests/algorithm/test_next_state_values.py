@@ -42,6 +42,7 @@ def make_rollout(
         next_observations=jnp.asarray(next_obs, jnp.float32),
         extras={"value": values},
         last_observations=jnp.asarray(obs[STEPS]),
+        timesteps=jnp.array(0, jnp.int32),
     )
     return rollout, values
 

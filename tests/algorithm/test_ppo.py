@@ -18,6 +18,7 @@ from lerax.algorithm import (
     generalized_advantage_estimate,
     next_state_values,
 )
+from lerax.callback import EmptyCallback
 from lerax.env import CartPole, Pendulum
 from lerax.policy import MLPActorCriticPolicy
 
@@ -110,13 +111,20 @@ def test_learning_rate_is_annealed_and_readable() -> None:
     result = algo.train(env, policy, 4 * 64, key=jr.key(1))
     # 4 iterations x 1 update each, linear from 1e-3 to 0 over 4 updates: the
     # updates used 1e-3, 7.5e-4, 5e-4 and 2.5e-4; the state holds the last one
-    assert float(current_learning_rate(result.opt_state)) == pytest.approx(2.5e-4)
+    assert float(
+        current_learning_rate(result.algorithm_state.opt_state)
+    ) == pytest.approx(2.5e-4)
+    # ... and the training log reports the rate of the last update.
+    logged = algo.train(env, policy, 4 * 64, key=jr.key(1), callback=[EmptyCallback()])
+    assert float(logged.train_state.training_log["learning_rate"]) == pytest.approx(
+        2.5e-4
+    )
     const = PPO(
         num_envs=2, num_steps=32, num_epochs=1, num_minibatches=1, anneal_lr=False
     )
     result = const.train(env, policy, 64, key=jr.key(1))
-    assert float(current_learning_rate(result.opt_state)) == pytest.approx(
-        const.learning_rate
+    assert float(current_learning_rate(result.algorithm_state.opt_state)) == (
+        pytest.approx(const.learning_rate)
     )
 
 
@@ -245,7 +253,9 @@ def test_infinite_max_grad_norm_skips_clipping_without_changing_updates() -> Non
     ):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
     # Same optimizer-state structure either way (the clip has an empty state).
-    assert str(jax.tree.structure(a.opt_state)) == str(jax.tree.structure(b.opt_state))
+    assert str(jax.tree.structure(a.algorithm_state)) == str(
+        jax.tree.structure(b.algorithm_state)
+    )
 
 
 def synthetic_rollout(algo: PPO, key: jax.Array) -> Rollout:
@@ -267,12 +277,15 @@ def synthetic_rollout(algo: PPO, key: jax.Array) -> Rollout:
             "value": jr.normal(k[4], (t, n)),
         },
         last_observations=jnp.zeros((n, 4)),
+        timesteps=jnp.array(0, jnp.int32),
     )
 
 
-def test_update_without_log_updates_like_update_and_the_log_is_the_last_epoch() -> None:
-    """Three epochs: ``update`` (the last epoch a loop of its own, for the
-    statistics) and ``update_without_log`` (one loop) give bitwise the same
+def test_update_without_log_updates_like_with_log_and_the_log_is_the_last_epoch() -> (
+    None
+):
+    """Three epochs: ``update`` with ``need_log`` (the last epoch a loop of its
+    own, for the statistics) and without (one loop) give bitwise the same
     parameters and optimizer state; the statistics are the means over the
     last epoch's minibatches, recomputed here step by step with ``PPO.loss``."""
     env = CartPole()
@@ -280,18 +293,17 @@ def test_update_without_log_updates_like_update_and_the_log_is_the_last_epoch() 
     algo = PPO(num_envs=2, num_steps=16, num_epochs=3, num_minibatches=4)
     rollout = synthetic_rollout(algo, jr.key(1))
     optimizer = algo.optimizer(5)
-    opt_state = algo.init_optimizer_state(optimizer, policy)
+    ppo_state = algo.init_state(env, policy, 5, key=jr.key(9))
+    opt_state = ppo_state.opt_state
     key = jr.key(2)
 
-    with_log = eqx.filter_jit(algo.update)(
-        policy, optimizer, opt_state, rollout, key=key
-    )
-    without_log = eqx.filter_jit(algo.update_without_log)(
-        policy, optimizer, opt_state, rollout, key=key
-    )
+    update = eqx.filter_jit(algo.update)
+    with_log = update(policy, ppo_state, rollout, key=key, need_log=True)
+    without_log = update(policy, ppo_state, rollout, key=key, need_log=False)
+    assert without_log[2] == {}
     for x, y in zip(
         jax.tree.leaves(eqx.filter(with_log[:2], eqx.is_array)),
-        jax.tree.leaves(eqx.filter(without_log, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(without_log[:2], eqx.is_array)),
         strict=True,
     ):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -1,14 +1,16 @@
 """Training algorithms; one loop in the base class owns every callback hook call."""
 
 from ._base import AbstractAlgorithm as AbstractAlgorithm
-from ._base import Rollout as Rollout
-from ._base import TrainResult as TrainResult
 from ._gae import generalized_advantage_estimate as generalized_advantage_estimate
 from ._gae import next_state_values as next_state_values
 from ._optim import current_learning_rate as current_learning_rate
 from ._ppo import PPO as PPO
 from ._ppo import PPOBatch as PPOBatch
+from ._ppo import PPOState as PPOState
+from ._rollout import Rollout as Rollout
 from ._seeds import shard_seeds as shard_seeds
 from ._status import StopReason as StopReason
 from ._status import TrainingInterrupted as TrainingInterrupted
 from ._status import TrainStatus as TrainStatus
+from ._train_state import TrainResult as TrainResult
+from ._train_state import TrainState as TrainState

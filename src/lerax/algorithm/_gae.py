@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 from ..policy import AbstractActorCriticPolicy
-from ._base import Rollout
+from ._rollout import Rollout
 
 
 def generalized_advantage_estimate(

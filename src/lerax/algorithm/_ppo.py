@@ -10,13 +10,15 @@ import jax.numpy as jnp
 import jax.random as jr
 import optax
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, PyTree, Shaped
+from jaxtyping import Array, Float, Int, PyTree, Shaped
 
 from .._custom_types import ArrayTree, Key, OptState
+from ..env import AbstractEnv
 from ..policy import AbstractActorCriticPolicy
-from ._base import AbstractAlgorithm, Rollout
+from ._base import AbstractAlgorithm
 from ._gae import generalized_advantage_estimate, next_state_values
 from ._optim import current_learning_rate
+from ._rollout import Rollout
 
 ActorCritic = AbstractActorCriticPolicy[Any, Any]
 
@@ -41,7 +43,24 @@ class PPOBatch(eqx.Module):
 
 
 @final
-class PPO(AbstractAlgorithm[ActorCritic]):
+class PPOState(eqx.Module):
+    """[`PPO`][lerax.algorithm.PPO]'s state.
+
+    Attributes:
+        opt_state: the optimizer state over the policy's parameters as one
+            flat vector (``jax.flatten_util.ravel_pytree`` of its floating-point
+            arrays), which is what [`PPO.update`][lerax.algorithm.PPO.update]
+            optimises; [`current_learning_rate`][lerax.algorithm.current_learning_rate]
+            reads it.
+        num_iterations: the iterations of the run (the annealing schedule's length).
+    """
+
+    opt_state: OptState
+    num_iterations: int = eqx.field(static=True)
+
+
+@final
+class PPO(AbstractAlgorithm[ActorCritic, PPOState]):
     """Proximal Policy Optimization with clipped surrogate objective (Schulman et al.).
 
     Each iteration collects ``num_steps`` steps from each of ``num_envs``
@@ -141,17 +160,28 @@ class PPO(AbstractAlgorithm[ActorCritic]):
             clip, optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=1e-5)
         )
 
-    def init_optimizer_state(
-        self, optimizer: optax.GradientTransformation, policy: ActorCritic
-    ) -> OptState:
-        """``optimizer`` initialised on the policy's parameters as one flat
-        vector (``jax.flatten_util.ravel_pytree`` of its floating-point arrays),
-        which is what [`update`][lerax.algorithm.PPO.update] optimises."""
+    def init_state(
+        self,
+        env: AbstractEnv[Any, Any, Any],
+        policy: ActorCritic,
+        num_iterations: int,
+        *,
+        key: Key,
+    ) -> PPOState:
+        """The optimizer initialised on the policy's parameters as one flat
+        vector, which is what [`update`][lerax.algorithm.PPO.update] optimises."""
         params, _, _ = _flat_parameters(policy)
-        return optimizer.init(params)
+        opt_state = self.optimizer(num_iterations).init(params)
+        return PPOState(opt_state=opt_state, num_iterations=num_iterations)
 
     def act(
-        self, policy: ActorCritic, observation: ArrayTree, *, key: Key
+        self,
+        policy: ActorCritic,
+        state: PPOState,
+        observation: ArrayTree,
+        *,
+        timestep: Int[Array, ""],
+        key: Key,
     ) -> tuple[ArrayTree, dict[str, Shaped[Array, "..."]]]:
         action, log_prob, value = policy.action_and_value(observation, key=key)
         return action, {"log_prob": log_prob, "value": value}
@@ -208,37 +238,23 @@ class PPO(AbstractAlgorithm[ActorCritic]):
     def update(
         self,
         policy: ActorCritic,
-        optimizer: optax.GradientTransformation,
-        opt_state: OptState,
+        state: PPOState,
         rollout: Rollout,
         *,
         key: Key,
-    ) -> tuple[ActorCritic, OptState, dict[str, Float[Array, ""]]]:
+        need_log: bool,
+    ) -> tuple[ActorCritic, PPOState, dict[str, Float[Array, ""]]]:
         """GAE, then ``num_epochs`` passes of ``num_minibatches`` Adam steps.
 
-        The loss statistics of the log are the means over the last epoch's
-        minibatches, computed in that epoch only: it is a loop of its own, so
-        the other epochs' minibatch steps skip them."""
-        return self._update(
-            policy, optimizer, opt_state, rollout, key=key, with_log=True
+        With ``need_log`` the loss statistics of the log are the means over the
+        last epoch's minibatches, computed in that epoch only: it is a loop of
+        its own, so the other epochs' minibatch steps skip them. Without it all
+        epochs are one loop (the same parameters, less to compile)."""
+        optimizer = self.optimizer(state.num_iterations)
+        policy, opt_state, log = self._update(
+            policy, optimizer, state.opt_state, rollout, key=key, with_log=need_log
         )
-
-    def update_without_log(
-        self,
-        policy: ActorCritic,
-        optimizer: optax.GradientTransformation,
-        opt_state: OptState,
-        rollout: Rollout,
-        *,
-        key: Key,
-    ) -> tuple[ActorCritic, OptState]:
-        """[`update`][lerax.algorithm.PPO.update] as one loop over all epochs: the same
-        parameters, without the separate last epoch (which costs compilation) when
-        nothing reads the log."""
-        policy, opt_state, _ = self._update(
-            policy, optimizer, opt_state, rollout, key=key, with_log=False
-        )
-        return policy, opt_state
+        return policy, PPOState(opt_state, state.num_iterations), log
 
     def _update(
         self,

@@ -3,28 +3,51 @@
 Contexts are final, immutable records. They are generic in the callback's state
 types first, then in the environment and policy types, so that inside a hook
 ``ctx.state`` has the callback's own declared state type and ``ctx.env`` the
-environment type the callback was written for.
+environment type the callback was written for; last in the algorithm's state
+type (``Any`` unless declared, so a callback need not name it).
 """
 
-from typing import Generic, final
+from typing import Any, Generic, final
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .._custom_types import ArrayTree, NamedArrays, OptState, TrainingLog
-from ._types import AlgorithmInfo, EnvT_co, PolicyT_co, StateT_co, StepStateT_co
+from .._custom_types import ArrayTree, NamedArrays, TrainingLog
+from .._deprecation import deprecated_opt_state
+from ._types import (
+    AlgorithmInfo,
+    AlgStateT_co,
+    EnvT_co,
+    PolicyT_co,
+    StateT_co,
+    StepStateT_co,
+)
+
+
+class _HasAlgorithmState(eqx.Module):
+    """The ``algorithm_state`` every context has, and its deprecated alias."""
+
+    algorithm_state: eqx.AbstractVar[Any]
+
+    @property
+    def opt_state(self) -> Any:
+        """Deprecated: the optimizer state, now ``algorithm_state.opt_state``
+        (warns; raises ``AttributeError`` for algorithms with several)."""
+        return deprecated_opt_state(
+            type(self).__name__, self.algorithm_state, "ctx.algorithm_state"
+        )
 
 
 @final
-class ResetContext(eqx.Module, Generic[EnvT_co, PolicyT_co]):
+class ResetContext(_HasAlgorithmState, Generic[EnvT_co, PolicyT_co, AlgStateT_co]):
     """Context of ``reset`` (once before training) and ``step_reset`` (once per
     parallel environment before its first step).
 
     Attributes:
         env: the environment being trained on.
         policy: the policy before training.
-        opt_state: the optimizer state before training.
+        algorithm_state: the algorithm's state before training.
         algorithm: the algorithm (its hyperparameters).
         total_timesteps: the number of environment steps asked for.
         num_envs: the number of parallel environments.
@@ -34,7 +57,7 @@ class ResetContext(eqx.Module, Generic[EnvT_co, PolicyT_co]):
 
     env: EnvT_co
     policy: PolicyT_co
-    opt_state: OptState
+    algorithm_state: AlgStateT_co
     algorithm: AlgorithmInfo
     total_timesteps: int = eqx.field(static=True)
     num_envs: int = eqx.field(static=True)
@@ -42,14 +65,17 @@ class ResetContext(eqx.Module, Generic[EnvT_co, PolicyT_co]):
 
 
 @final
-class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
+class StepContext(
+    _HasAlgorithmState,
+    Generic[StepStateT_co, EnvT_co, PolicyT_co, AlgStateT_co],
+):
     """Context of ``on_step``: one transition of one environment.
 
     Attributes:
         state: this environment's callback step state.
         env: the environment.
         policy: the policy acting in this rollout.
-        opt_state: the optimizer state (as of the last update).
+        algorithm_state: the algorithm's state (as of the last update).
         training_log: the training log of the last update (zeros before the first).
         observation: the observation the action was chosen on.
         action: the action taken (as the policy produced it, before any clipping).
@@ -59,7 +85,8 @@ class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
         terminated: the episode reached a terminal state.
         truncated: the episode was cut by its time limit.
         iteration_count: iterations completed before this step.
-        num_timesteps: environment steps taken over all envs before this step.
+        num_timesteps: environment steps taken over all envs before this step
+            (the ``timestep`` the algorithm acted at).
         locals: named arrays the algorithm exposes (documented per algorithm).
         run_index: this run's index when training is vmapped over runs, else 0.
         active: false only for a run that has already stopped early while other
@@ -71,7 +98,7 @@ class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
     state: StepStateT_co
     env: EnvT_co
     policy: PolicyT_co
-    opt_state: OptState
+    algorithm_state: AlgStateT_co
     training_log: TrainingLog
     observation: ArrayTree
     action: ArrayTree
@@ -93,7 +120,8 @@ class StepContext(eqx.Module, Generic[StepStateT_co, EnvT_co, PolicyT_co]):
 
 @final
 class IterationContext(
-    eqx.Module, Generic[StateT_co, StepStateT_co, EnvT_co, PolicyT_co]
+    _HasAlgorithmState,
+    Generic[StateT_co, StepStateT_co, EnvT_co, PolicyT_co, AlgStateT_co],
 ):
     """Context of ``on_iteration`` and ``continue_training``: after an update.
 
@@ -102,7 +130,7 @@ class IterationContext(
         step_state: the step states of all environments, leading axis ``num_envs``.
         env: the environment.
         policy: the policy after the update.
-        opt_state: the optimizer state after the update.
+        algorithm_state: the algorithm's state after the update.
         training_log: scalar statistics of the update, by name.
         iteration_count: iterations completed, this one included.
         num_timesteps: environment steps taken so far over all envs.
@@ -119,7 +147,7 @@ class IterationContext(
     step_state: StepStateT_co
     env: EnvT_co
     policy: PolicyT_co
-    opt_state: OptState
+    algorithm_state: AlgStateT_co
     training_log: TrainingLog
     iteration_count: Int[Array, ""]
     num_timesteps: Int[Array, ""]
@@ -131,7 +159,8 @@ class IterationContext(
 
 @final
 class TrainingContext(
-    eqx.Module, Generic[StateT_co, StepStateT_co, EnvT_co, PolicyT_co]
+    _HasAlgorithmState,
+    Generic[StateT_co, StepStateT_co, EnvT_co, PolicyT_co, AlgStateT_co],
 ):
     """Context of ``on_training_start`` and ``on_training_end``.
 
@@ -144,7 +173,7 @@ class TrainingContext(
     step_state: StepStateT_co
     env: EnvT_co
     policy: PolicyT_co
-    opt_state: OptState
+    algorithm_state: AlgStateT_co
     training_log: TrainingLog
     iteration_count: Int[Array, ""]
     num_timesteps: Int[Array, ""]

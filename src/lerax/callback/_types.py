@@ -37,6 +37,8 @@ EnvT_co = TypeVar(
     default=AbstractEnv[Any, Any, Any],
     covariant=True,
 )
+AlgStateT_co = TypeVar("AlgStateT_co", covariant=True, default=Any)
+"""The algorithm's state type in a context (``Any`` unless a callback declares it)."""
 PolicyT_co = TypeVar(
     "PolicyT_co",
     bound=AbstractPolicy[Any, Any],

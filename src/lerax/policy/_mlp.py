@@ -1,113 +1,35 @@
 """A multilayer-perceptron actor-critic policy."""
 
-import functools
 import math
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar, final, runtime_checkable
+from collections.abc import Sequence
+from typing import TypeVar, final
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.random as jr
-import numpy as np
 from jaxtyping import Array, Float, Shaped
 
 from .._custom_types import Key
 from ..distribution import Categorical, Normal
 from ..space import AbstractSpace, Box, Discrete
 from ._base import AbstractActorCriticPolicy
+from ._layers import (
+    HIDDEN_GAIN,
+    POLICY_GAIN,
+    VALUE_GAIN,
+    Activation,
+    _HasSpaces,
+    _Linear,
+    _orthogonal_layers,
+    _Torso,
+    check_activation,
+    check_hidden_sizes,
+    check_observation_space,
+    flatten_observation,
+    torso_shapes,
+)
 
 ObsT = TypeVar("ObsT")
-ObsT_co = TypeVar("ObsT_co", covariant=True)
-ActT_co = TypeVar("ActT_co", covariant=True)
-
-Activation = Callable[[Float[Array, " n"]], Float[Array, " n"]]
-
-_HIDDEN_GAIN = math.sqrt(2.0)
-_POLICY_GAIN = 0.01
-_VALUE_GAIN = 1.0
-
-
-@runtime_checkable
-class _HasSpaces(Protocol[ObsT_co, ActT_co]):
-    """Anything with an observation and an action space, e.g. an ``AbstractEnv``."""
-
-    @property
-    def observation_space(self) -> AbstractSpace[ObsT_co]: ...
-
-    @property
-    def action_space(self) -> AbstractSpace[ActT_co]: ...
-
-
-@final
-class _Linear(eqx.Module):
-    """An affine layer ``x @ weight + bias``.
-
-    The weight is stored ``(in, out)`` (as in Flax and Haiku): under ``vmap`` the
-    batched product is then a plain ``(batch, in) @ (in, out)``, which XLA's CPU
-    backend runs faster, gradients included, than ``weight @ x`` with an
-    ``(out, in)`` weight.
-    """
-
-    weight: Float[Array, "i o"]
-    bias: Float[Array, " o"]
-
-    def __call__(self, x: Float[Array, " i"]) -> Float[Array, " o"]:
-        return x @ self.weight + self.bias
-
-
-@functools.partial(jax.jit, static_argnames=("shapes", "gains"))
-def _orthogonal_layers(
-    key: Key, shapes: tuple[tuple[int, int], ...], gains: tuple[float, ...]
-) -> tuple[_Linear, ...]:
-    """Layers with orthogonal weights times their gains and zero biases, one per
-    ``(out, in)`` shape (stored transposed, see ``_Linear``).
-
-    As ``torch.nn.init.orthogonal_`` (Stable-Baselines3, CleanRL): an
-    ``(out, in)`` weight has orthonormal rows when ``out <= in`` and orthonormal
-    columns otherwise. Each weight is made of the first ``min(out, in)`` columns
-    of its own Haar-random ``n x n`` orthogonal matrix, ``n = max(out, in)``;
-    those columns are Haar-distributed with orthonormal columns. All matrices
-    come from one Gaussian draw, and those of one size from one batched QR, in
-    one compiled program (cached per architecture): about a quarter of the
-    compilation of a draw and a QR per layer, which is what a user waits for
-    when building the first policy of a process.
-    """
-    sizes = sorted({max(shape) for shape in shapes})
-    groups = [[j for j, shape in enumerate(shapes) if max(shape) == n] for n in sizes]
-    # One flat draw for everything: a 1-D draw compiles several times faster
-    # than a batched or multi-dimensional one.
-    total = sum(len(g) * n * n for n, g in zip(sizes, groups, strict=True))
-    gaussian = jr.normal(key, (total,), jnp.float32)
-    layers: dict[int, _Linear] = {}
-    offset = 0
-    for n, members in zip(sizes, groups, strict=True):
-        count = len(members) * n * n
-        block = gaussian[offset : offset + count].reshape(len(members), n, n)
-        offset += count
-        q, r = jnp.linalg.qr(block)
-        # Make the decomposition unique (diag(r) > 0), hence Q Haar-distributed.
-        q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
-        for b, j in enumerate(members):
-            out_size, in_size = shapes[j]
-            columns = q[b, :, : min(out_size, in_size)]  # (max, min)
-            stored = columns if out_size < in_size else columns.T  # (in, out)
-            bias = jnp.zeros((out_size,), jnp.float32)
-            layers[j] = _Linear(gains[j] * stored, bias)
-    return tuple(layers[j] for j in range(len(shapes)))
-
-
-@final
-class _Torso(eqx.Module):
-    """Hidden layers, each followed by the activation (identity if none)."""
-
-    layers: tuple[_Linear, ...]
-    activation: Activation = eqx.field(static=True)
-
-    def __call__(self, x: Float[Array, " i"]) -> Float[Array, " o"]:
-        for layer in self.layers:
-            x = self.activation(layer(x))
-        return x
 
 
 @final
@@ -163,11 +85,7 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
     ):
         observation_space = env.observation_space
         action_space = env.action_space
-        if not isinstance(observation_space, AbstractSpace):
-            raise TypeError(
-                "MLPActorCriticPolicy: env.observation_space must be an "
-                f"AbstractSpace, got {observation_space!r}"
-            )
+        check_observation_space("MLPActorCriticPolicy", observation_space)
         if isinstance(action_space, Discrete):
             action_size = action_space.n
         elif isinstance(action_space, Box):
@@ -182,20 +100,8 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
                 "MLPActorCriticPolicy: action_space must be Discrete or Box, got "
                 f"{type(action_space).__name__}: {action_space!r}"
             )
-        if not all(
-            isinstance(s, int | np.integer) and not isinstance(s, bool) and s > 0
-            for s in hidden_sizes
-        ):
-            raise ValueError(
-                "MLPActorCriticPolicy: hidden_sizes must be positive ints, got "
-                f"hidden_sizes={hidden_sizes!r}"
-            )
-        sizes = tuple(int(s) for s in hidden_sizes)
-        if not callable(activation):
-            raise TypeError(
-                "MLPActorCriticPolicy: activation must be callable, got "
-                f"activation={activation!r}"
-            )
+        sizes = check_hidden_sizes("MLPActorCriticPolicy", hidden_sizes)
+        check_activation("MLPActorCriticPolicy", activation)
         if not math.isfinite(log_std_init):
             raise ValueError(
                 "MLPActorCriticPolicy: log_std_init must be finite, got "
@@ -204,20 +110,20 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
 
         in_size = observation_space.flat_size
         feature_size = sizes[-1] if sizes else in_size
-        torso_shapes = tuple(zip(sizes, (in_size, *sizes), strict=False))
+        hidden_shapes = torso_shapes(in_size, sizes)
         num_torsos = 1 if shared else 2
         shapes = (
-            *(torso_shapes * num_torsos),
+            *(hidden_shapes * num_torsos),
             (action_size, feature_size),
             (1, feature_size),
         )
         gains = (
-            *((_HIDDEN_GAIN,) * (len(torso_shapes) * num_torsos)),
-            _POLICY_GAIN,
-            _VALUE_GAIN,
+            *((HIDDEN_GAIN,) * (len(hidden_shapes) * num_torsos)),
+            POLICY_GAIN,
+            VALUE_GAIN,
         )
         layers = _orthogonal_layers(key, shapes, gains)
-        depth = len(torso_shapes)
+        depth = len(hidden_shapes)
         self.observation_space = observation_space
         self.action_space = action_space
         self.actor_torso = _Torso(layers[:depth], activation)
@@ -236,13 +142,9 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy[ObsT, Shaped[Array, "..."]]
         self, observation: ObsT
     ) -> tuple[Categorical | Normal, Float[Array, ""]]:
         """The action distribution (over flat actions) and the value."""
-        x = self.observation_space.flatten(observation)
-        if x.shape != (self.observation_space.flat_size,):
-            raise ValueError(
-                "MLPActorCriticPolicy: the observation flattens to shape "
-                f"{x.shape}, expected ({self.observation_space.flat_size},) for "
-                f"observation_space={self.observation_space!r}"
-            )
+        x = flatten_observation(
+            "MLPActorCriticPolicy", self.observation_space, observation
+        )
         actor_features = self.actor_torso(x)
         critic_features = (
             actor_features if self.critic_torso is None else self.critic_torso(x)

@@ -1,0 +1,520 @@
+"""The one training loop: every callback hook call, automatic resets, early
+stopping and the stop status, for every algorithm.
+
+An algorithm takes part through what [`_Trainable`][] names (its acting, its
+update and its state); the loop owns everything else and carries it all in a
+[`TrainState`][lerax.algorithm.TrainState].
+"""
+
+from typing import Any, Protocol, runtime_checkable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int, PyTree, Shaped
+from jaxtyping import Key as PRNGKey
+
+from .. import _interrupt
+from .._custom_types import ArrayTree, Key, TrainingLog
+from .._host import any_run, failures_of, poll, run_index, select_runs
+from ..callback import (
+    AbstractCallback,
+    CallbackList,
+    EmptyCallback,
+    IterationContext,
+    ResetContext,
+    StepContext,
+    TrainingContext,
+)
+from ..callback._invoke import (
+    call_continue_training,
+    call_on_iteration,
+    call_on_step,
+    call_on_training_end,
+    call_on_training_start,
+    call_reset,
+    call_step_reset,
+)
+from ..env import AbstractEnv
+from ..policy import AbstractPolicy
+from ..space import Box
+from ._rollout import Rollout
+from ._status import StopReason, TrainingInterrupted, TrainStatus
+from ._train_state import TrainResult, TrainState
+
+
+@runtime_checkable
+class _Trainable(Protocol):
+    """What the loop calls of an algorithm
+    ([`AbstractAlgorithm`][lerax.algorithm.AbstractAlgorithm] has it all)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def num_envs(self) -> int: ...
+    @property
+    def num_steps(self) -> int: ...
+    @property
+    def steps_per_iteration(self) -> int: ...
+    @property
+    def host_call_every(self) -> int: ...
+    def num_iterations(self, total_timesteps: int) -> int: ...
+    def initial_training_log(self) -> dict[str, Float[Array, ""]]: ...
+    def init_state(
+        self,
+        env: AbstractEnv[Any, Any, Any],
+        policy: Any,
+        num_iterations: int,
+        *,
+        key: Key,
+    ) -> Any: ...
+    def act(
+        self,
+        policy: Any,
+        state: Any,
+        observation: ArrayTree,
+        *,
+        timestep: Int[Array, ""],
+        key: Key,
+    ) -> tuple[ArrayTree, dict[str, Shaped[Array, "..."]]]: ...
+    def update(
+        self,
+        policy: Any,
+        state: Any,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+    ) -> tuple[Any, Any, dict[str, Float[Array, ""]]]: ...
+
+
+def train(
+    algo: _Trainable,
+    env: AbstractEnv[Any, Any, Any],
+    policy: AbstractPolicy[Any, Any],
+    total_timesteps: int,
+    *,
+    key: Key,
+    callback: object,
+    interruptible: bool,
+) -> TrainResult[Any, Any, Any, Any]:
+    """[`AbstractAlgorithm.train`][lerax.algorithm.AbstractAlgorithm.train]: check
+    the arguments before anything compiles, run the compiled program, and
+    called eagerly, raise for an abnormal stop."""
+    cb = as_callback(callback)
+    num_iterations = algo.num_iterations(total_timesteps)
+    check_policy_fits(env, policy)
+    if not isinstance(interruptible, bool):
+        raise TypeError(
+            f"interruptible must be a bool, got interruptible={interruptible!r}"
+        )
+    if interruptible:
+        _interrupt.install()
+    result = _train(
+        algo, env, policy, cb, total_timesteps, num_iterations, key, interruptible
+    )
+    _raise_if_abnormal(result, cb)
+    return result
+
+
+def _raise_if_abnormal(
+    result: TrainResult[Any, Any, Any, Any],
+    callback: AbstractCallback[Any, Any, Any, Any],
+) -> None:
+    """Called directly (eagerly), raise for an abnormal end: Ctrl-C as
+    [`TrainingInterrupted`][lerax.algorithm.TrainingInterrupted]; a failure of one of
+    the callback's host objects (a logging backend that failed during this call or
+    before it) as the error its logger recorded; both with ``result`` attached. Under a
+    transform (the status is traced) every run just returns its status."""
+    try:
+        codes = np.asarray(result.status.code)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return
+    if (codes == StopReason.INTERRUPTED).any():
+        stopped = np.asarray(result.status.iteration)[codes == StopReason.INTERRUPTED]
+        raise TrainingInterrupted(result, int(stopped.max()))
+    try:
+        ids = [int(i) for i in np.asarray(callback.host_ids()).reshape(-1)]
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return
+    # The writer runs beside the program: a failure in its last iterations
+    # stops no run but is reported all the same.
+    errors = failures_of(ids)
+    if errors:
+        error = errors[0]
+        setattr(error, "result", result)  # noqa: B010  # any exception type
+        raise error
+
+
+def as_callback(callback: object) -> AbstractCallback[Any, Any, Any, Any]:
+    """Normalise the ``callback`` argument of ``train``/``learn``."""
+    if callback is None:
+        return EmptyCallback()
+    if isinstance(callback, AbstractCallback):
+        return callback
+    if isinstance(callback, list | tuple):
+        return CallbackList(*callback)
+    raise TypeError(
+        "callback must be a callback (an AbstractCallback instance), a list of "
+        f"callbacks or None, got {callback!r} of type {type(callback).__qualname__}"
+    )
+
+
+def check_policy_fits(
+    env: AbstractEnv[Any, Any, Any], policy: AbstractPolicy[Any, Any]
+) -> None:
+    """Raise ``ValueError`` unless ``policy`` was built for ``env``'s spaces."""
+    for what in ("observation_space", "action_space"):
+        env_space = getattr(env, what)
+        policy_space = getattr(policy, what)
+        if env_space != policy_space:
+            raise ValueError(
+                f"policy {policy.name} was built for {what}={policy_space}, but env "
+                f"{env.name} has {what}={env_space}; build the policy with env={env.name}"
+            )
+
+
+def _env_action(space: object, action: ArrayTree) -> ArrayTree:
+    """The action the environment receives: Box actions are clipped to bounds."""
+    if isinstance(space, Box):
+        return jnp.clip(action, jnp.asarray(space.low), jnp.asarray(space.high))
+    return action
+
+
+def _batched_where(pred: Bool[Array, " batch"], a: PyTree, b: PyTree) -> PyTree:
+    """``a`` where ``pred`` else ``b``, per element of the leading axis."""
+
+    def pick(x: Array, y: Array) -> Array:
+        return jnp.where(pred.reshape(pred.shape + (1,) * (x.ndim - 1)), x, y)
+
+    return jax.tree.map(pick, a, b)
+
+
+# Every key of a run comes from a few `jr.split` calls with fixed shapes: one
+# before the loop and one per iteration (plus what the policy, environment and
+# update draw). Each distinct random-number call site costs XLA about 0.1 s of
+# compilation on CPU, so the loop draws everything an iteration needs at once.
+# Callbacks get keys of their own from the same splits, so a callback that
+# does not stop training never changes what is learned.
+_STEP_KEYS = 4  # per env step: act, env step, env reset, on_step
+_ITERATION_KEYS = 4  # per iteration: next iteration, update, on_iteration, continue
+
+
+@eqx.filter_jit
+def _train(
+    algo: _Trainable,
+    env: AbstractEnv[Any, Any, Any],
+    policy: AbstractPolicy[Any, Any],
+    callback: AbstractCallback[Any, Any, Any, Any],
+    total_timesteps: int,
+    num_iterations: int,
+    key: Key,
+    interruptible: bool,
+) -> TrainResult[Any, Any, Any, Any]:
+    num_envs, num_steps = algo.num_envs, algo.num_steps
+    steps_per_iteration = num_envs * num_steps
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        # A raw uint32 key (`jax.random.PRNGKey`): the same key, typed, so the
+        # batches of keys below have one shape whatever the caller passed.
+        key = jr.wrap_key_data(key)
+    # [env resets | train | callbacks: reset, start, end | callback step resets
+    #  | algorithm state]
+    run_keys = jr.split(key, 2 * num_envs + 5)
+    reset_keys, train_key = run_keys[:num_envs], run_keys[num_envs]
+    k_reset, k_start, k_end = run_keys[num_envs + 1 : num_envs + 4]
+    step_reset_keys = run_keys[num_envs + 4 : 2 * num_envs + 4]
+    k_algorithm = run_keys[2 * num_envs + 4]
+
+    index = run_index(
+        (
+            jr.key_data(key),
+            eqx.filter(policy, eqx.is_array),
+            eqx.filter(env, eqx.is_array),
+            eqx.filter(callback, eqx.is_array),
+            eqx.filter(algo, eqx.is_array),
+        )
+    )
+    algorithm_state = algo.init_state(env, policy, num_iterations, key=k_algorithm)
+    env_states, observations = jax.vmap(lambda k: env.reset(key=k))(reset_keys)
+    reset_ctx = ResetContext(
+        env=env,
+        policy=policy,
+        algorithm_state=algorithm_state,
+        algorithm=algo,
+        total_timesteps=total_timesteps,
+        num_envs=num_envs,
+        run_index=index,
+    )
+    cb_state = call_reset(callback, reset_ctx, key=k_reset)
+    cb_step_state = jax.vmap(lambda k: call_step_reset(callback, reset_ctx, key=k))(
+        step_reset_keys
+    )
+    # Only callbacks read the training log: without one the update may skip it.
+    need_log = not isinstance(callback, EmptyCallback)
+    zero = jnp.array(0, jnp.int32)
+
+    def training_ctx(s: TrainState[Any, Any, Any, Any]) -> TrainingContext[Any, Any]:
+        return TrainingContext(
+            state=s.callback_state,
+            step_state=s.callback_step_state,
+            env=env,
+            policy=s.policy,
+            algorithm_state=s.algorithm_state,
+            training_log=s.training_log,
+            iteration_count=s.iteration,
+            num_timesteps=s.timesteps,
+            total_timesteps=total_timesteps,
+            algorithm=algo,
+            run_index=index,
+        )
+
+    # Ctrl-C: the program tells the host it runs (its result starts the
+    # status, so the call comes first), polls every `interrupt_every`
+    # iterations and says when it has ended.
+    interrupt_every = algo.host_call_every if interruptible else 0
+    # The host objects the callback writes through (their failures stop runs).
+    declared = callback.host_ids()
+    ids = jnp.stack(declared) if declared else jnp.zeros((0,), jnp.int32)
+    started = (
+        poll(_interrupt.begin, jnp.array(True)) if interruptible else jnp.asarray(0)
+    )
+    state = TrainState(
+        policy=policy,
+        algorithm_state=algorithm_state,
+        callback_state=cb_state,
+        callback_step_state=cb_step_state,
+        env_state=env_states,
+        observation=observations,
+        training_log=algo.initial_training_log(),
+        iteration=zero,
+        timesteps=zero,
+        status=TrainStatus(code=jnp.asarray(started, jnp.int32), iteration=zero),
+        key=train_key,
+        algorithm=algo,
+        total_timesteps=total_timesteps,
+        num_iterations=num_iterations,
+    )
+    state = eqx.tree_at(
+        lambda s: s.callback_state,
+        state,
+        call_on_training_start(callback, training_ctx(state), key=k_start),
+    )
+
+    def collect(
+        s: TrainState[Any, Any, Any, Any],
+        active: Bool[Array, ""],
+        keys: PRNGKey[Array, "steps envs 4"],
+    ) -> tuple[Rollout, PyTree, ArrayTree, Any]:
+        policy, algorithm_state = s.policy, s.algorithm_state
+
+        def one_env(
+            env_state: PyTree,
+            obs: ArrayTree,
+            step_state: Any,
+            step_timesteps: Int[Array, ""],
+            keys: PRNGKey[Array, " 4"],
+        ) -> tuple[PyTree, ArrayTree, Bool[Array, ""], Any, tuple[Any, ...]]:
+            k_act, k_step, _, cb_key = keys
+            action, extras = algo.act(
+                policy, algorithm_state, obs, timestep=step_timesteps, key=k_act
+            )
+            ts = env.step(env_state, _env_action(env.action_space, action), key=k_step)
+            step_ctx = StepContext(
+                state=step_state,
+                env=env,
+                policy=policy,
+                algorithm_state=algorithm_state,
+                training_log=s.training_log,
+                observation=obs,
+                action=action,
+                next_observation=ts.observation,
+                reward=ts.reward,
+                terminated=ts.terminated,
+                truncated=ts.truncated,
+                iteration_count=s.iteration,
+                num_timesteps=step_timesteps,
+                locals=extras,
+                run_index=index,
+                active=active,
+            )
+            step_state = call_on_step(callback, step_ctx, key=cb_key)
+            record = (
+                obs,
+                action,
+                ts.reward,
+                ts.terminated,
+                ts.truncated,
+                ts.observation,
+                extras,
+            )
+            return ts.state, ts.observation, ts.done, step_state, record
+
+        def step(
+            carry: tuple[PyTree, ArrayTree, Any],
+            xs: tuple[Int[Array, ""], PRNGKey[Array, "envs 4"]],
+        ) -> tuple[tuple[PyTree, ArrayTree, Any], tuple[Any, ...]]:
+            env_states, observations, cb_step_state = carry
+            t, step_keys = xs
+            step_timesteps = s.timesteps + t * num_envs
+            stepped_states, stepped_obs, done, cb_step_state, record = jax.vmap(
+                one_env, in_axes=(0, 0, 0, None, 0)
+            )(env_states, observations, cb_step_state, step_timesteps, step_keys)
+            # Automatic resets, drawn only at steps where an episode ended: a
+            # real branch for a single run (most steps skip the reset and its
+            # random draw); under vmap over runs both branches run, as before.
+            reset_keys = step_keys[:, 2]
+            stepped = (stepped_states, stepped_obs)
+            resets = jax.lax.cond(
+                jnp.any(done),
+                lambda: jax.vmap(lambda k: env.reset(key=k))(reset_keys),
+                lambda: stepped,
+            )
+            env_states, observations = _batched_where(done, resets, stepped)
+            return (env_states, observations, cb_step_state), record
+
+        (env_states, observations, cb_step_state), records = jax.lax.scan(
+            step,
+            (s.env_state, s.observation, s.callback_step_state),
+            (jnp.arange(num_steps, dtype=jnp.int32), keys),
+        )
+        obs, actions, rewards, terminated, truncated, next_obs, extras = records
+        rollout = Rollout(
+            observations=obs,
+            actions=actions,
+            rewards=rewards,
+            terminated=terminated,
+            truncated=truncated,
+            next_observations=next_obs,
+            extras=extras,
+            last_observations=observations,
+            timesteps=s.timesteps,
+        )
+        return rollout, env_states, observations, cb_step_state
+
+    # The loop carries the state's arrays; the rest (functions, static
+    # configuration) stays outside the compiled loop.
+    carry, static = eqx.partition(state, eqx.is_array)
+
+    def running(s: TrainState[Any, Any, Any, Any]) -> Bool[Array, ""]:
+        return jnp.logical_and(
+            s.status.code == StopReason.COMPLETED, s.iteration < num_iterations
+        )
+
+    def cond(carry: PyTree) -> Bool[Array, ""]:
+        # Unbatched under vmap (the loop runs while any run is active; the
+        # body keeps stopped runs as they were), so the body may make host
+        # calls, which JAX refuses in a loop with a batched predicate.
+        return any_run(running(eqx.combine(carry, static)))
+
+    def body(old: PyTree) -> PyTree:
+        s: TrainState[Any, Any, Any, Any] = eqx.combine(old, static)
+        # Under vmap the loop runs until every run stops; a stopped run's body
+        # still executes (its results are discarded), so hooks are told.
+        active = running(s)
+        keys = jr.split(s.key, _ITERATION_KEYS + num_steps * num_envs * _STEP_KEYS)
+        loop_key, k_update, k_cb_iter, k_cb_continue = keys[:_ITERATION_KEYS]
+        step_keys = keys[_ITERATION_KEYS:].reshape(num_steps, num_envs, _STEP_KEYS)
+        rollout, env_states, observations, cb_step_state = collect(s, active, step_keys)
+        policy, algorithm_state, log = algo.update(
+            s.policy, s.algorithm_state, rollout, key=k_update, need_log=need_log
+        )
+        training_log: TrainingLog = log if need_log else s.training_log
+        iteration = s.iteration + 1
+        timesteps = s.timesteps + steps_per_iteration
+        iter_ctx = IterationContext(
+            state=s.callback_state,
+            step_state=cb_step_state,
+            env=env,
+            policy=policy,
+            algorithm_state=algorithm_state,
+            training_log=training_log,
+            iteration_count=iteration,
+            num_timesteps=timesteps,
+            total_timesteps=total_timesteps,
+            algorithm=algo,
+            run_index=index,
+            active=active,
+        )
+        cb_state = call_on_iteration(callback, iter_ctx, key=k_cb_iter)
+        keep_going = call_continue_training(
+            callback,
+            eqx.tree_at(lambda c: c.state, iter_ctx, cb_state),
+            key=k_cb_continue,
+        )
+        code = _stop_code(
+            keep_going, iteration < num_iterations, iteration, interrupt_every, ids
+        )
+        new = TrainState(
+            policy=policy,
+            algorithm_state=algorithm_state,
+            callback_state=cb_state,
+            callback_step_state=cb_step_state,
+            env_state=env_states,
+            observation=observations,
+            training_log=training_log,
+            iteration=iteration,
+            timesteps=timesteps,
+            status=TrainStatus(code=code, iteration=iteration),
+            key=loop_key,
+            algorithm=s.algorithm,
+            total_timesteps=total_timesteps,
+            num_iterations=num_iterations,
+        )
+        new_carry, _ = eqx.partition(new, eqx.is_array)
+        # A run that had stopped keeps everything as it was (its counters too);
+        # the loop key moves on for all.
+        kept = select_runs(active, new_carry, old)
+        return eqx.tree_at(lambda c: c.key, kept, loop_key)
+
+    carry = jax.lax.while_loop(cond, body, carry)
+    state = eqx.combine(carry, static)
+    if interruptible:
+        poll(_interrupt.end, state.iteration >= 0)
+    state = eqx.tree_at(
+        lambda s: s.callback_state,
+        state,
+        call_on_training_end(callback, training_ctx(state), key=k_end),
+    )
+    return TrainResult(train_state=state)
+
+
+def _poll_stop(ids: list[int]) -> int:
+    """Host side of the loop's poll: bit 0, Ctrl-C asks to stop; bit 1, a
+    host object of the callback (``ids``) has failed."""
+    return int(_interrupt.requested()) | _poll_failure(ids)
+
+
+def _poll_failure(ids: list[int]) -> int:
+    """The poll when training is not interruptible: failures only."""
+    return 2 if failures_of(ids) else 0
+
+
+def _stop_code(
+    keep_going: Bool[Array, ""],
+    more: Bool[Array, ""],
+    iteration: Int[Array, ""],
+    interrupt_every: int,
+    host_ids: Int[Array, " n"],
+) -> Int[Array, ""]:
+    """This iteration's [`StopReason`][lerax.algorithm.StopReason] (COMPLETED: go on).
+    ``more``: the run has iterations left. The host is asked only when a callback with
+    host objects stops the run (to tell a logging failure from a callback's decision)
+    or, every ``interrupt_every`` iterations (0: never), whether Ctrl-C was pressed."""
+    stopping = jnp.logical_not(keep_going)
+    if interrupt_every:
+        due = jnp.logical_and(iteration % interrupt_every == 0, more)
+        flags = poll(_poll_stop, jnp.logical_or(stopping, due), host_ids)
+    elif host_ids.shape[0]:
+        flags = poll(_poll_failure, stopping, host_ids)
+    else:  # nothing to ask the host
+        flags = jnp.zeros((), jnp.int32)
+    interrupted = jnp.logical_and((flags & 1) != 0, more)
+    failed = (flags & 2) != 0
+    by_callback = jnp.logical_and(stopping, more)
+    return jnp.select(
+        [interrupted, jnp.logical_and(stopping, failed), by_callback],
+        [StopReason.INTERRUPTED, StopReason.LOGGING_FAILED, StopReason.CALLBACK],
+        StopReason.COMPLETED,
+    ).astype(jnp.int32)
