@@ -85,10 +85,15 @@ def test_gae_hand_computed_single_env() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"num_envs": 0}, "num_envs must be a positive int, got 0"),
+        ({"num_envs": 0}, "num_envs must be a positive int, got num_envs=0"),
         ({"num_minibatches": 3}, "num_minibatches=3 must divide"),
-        ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
-        ({"clip_coef": 0.0}, "clip_coef must be positive, got 0.0"),
+        ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got gamma=1.5"),
+        ({"clip_coef": 0.0}, r"clip_coef must be in \(0, inf\), got clip_coef=0.0"),
+        (
+            {"learning_rate": float("inf")},
+            r"learning_rate must be in \(0, inf\), got learning_rate=inf",
+        ),
+        ({"vf_coef": float("nan")}, r"vf_coef must be in \[0, inf\)"),
     ],
 )
 def test_bad_configuration(kwargs: dict[str, Any], match: str) -> None:

@@ -1,5 +1,7 @@
 """Training algorithms; one loop in the base class owns every callback hook call."""
 
+from ._a2c import A2C as A2C
+from ._a2c import A2CState as A2CState
 from ._base import AbstractAlgorithm as AbstractAlgorithm
 from ._gae import generalized_advantage_estimate as generalized_advantage_estimate
 from ._gae import next_state_values as next_state_values

@@ -2,7 +2,7 @@
 loop (in ``_loop``), and the ``train``/``learn`` entry points."""
 
 import abc
-from typing import Any, Generic, overload
+from typing import Any, ClassVar, Generic, overload
 
 import equinox as eqx
 from jaxtyping import Array, Float, Int, Shaped
@@ -14,6 +14,7 @@ from ..callback._list import CallbackLike, CallbackSequence
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from . import _loop
+from ._hyper import Interval, checked_in_program
 from ._rollout import Rollout
 from ._train_state import TrainResult
 
@@ -23,6 +24,7 @@ P = TypeVar("P", bound=AbstractPolicy[Any, Any])
 E = TypeVar("E", bound=AbstractEnv[Any, Any, Any])
 S = TypeVar("S")
 T = TypeVar("T")
+AlgT = TypeVar("AlgT", bound="AbstractAlgorithm[Any, Any]")
 
 
 class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
@@ -50,6 +52,30 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
 
     num_envs: eqx.AbstractVar[int]
     num_steps: eqx.AbstractVar[int]
+
+    hyperparameter_ranges: ClassVar[dict[str, Interval]] = {}
+    """The float hyperparameters (array leaves) and the values each may take:
+    a concrete value is checked when the algorithm is built, a traced one
+    (built inside ``eqx.filter_vmap``) when training starts
+    ([`checked`][lerax.algorithm.AbstractAlgorithm.checked])."""
+
+    def checked(self: "AlgT") -> "AlgT":
+        """This algorithm with an ``eqx.error_if`` on each float hyperparameter
+        of [`hyperparameter_ranges`][lerax.algorithm.AbstractAlgorithm.hyperparameter_ranges]:
+        the loop calls it first, so a value out of range that was traced when
+        the algorithm was built stops the program with an error naming the
+        field."""
+        names = tuple(self.hyperparameter_ranges)
+        if not names:
+            return self
+        values = {name: getattr(self, name) for name in names}
+        checked = checked_in_program(self.name, values, self.hyperparameter_ranges)
+        out: AlgT = eqx.tree_at(
+            lambda a: tuple(getattr(a, name) for name in names),
+            self,
+            tuple(checked[name] for name in names),
+        )
+        return out
 
     @abc.abstractmethod
     def init_state(

@@ -17,8 +17,8 @@ def generalized_advantage_estimate(
     terminated: Bool[Array, " steps *envs"],
     truncated: Bool[Array, " steps *envs"],
     *,
-    gamma: float,
-    gae_lambda: float,
+    gamma: float | Float[Array, ""],
+    gae_lambda: float | Float[Array, ""],
 ) -> tuple[Float[Array, " steps *envs"], Float[Array, " steps *envs"]]:
     """GAE(gamma, lambda) over a rollout with automatic resets.
 

@@ -1,8 +1,7 @@
 """Proximal Policy Optimization."""
 
-import math
 from collections.abc import Callable
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 import equinox as eqx
 import jax
@@ -10,13 +9,22 @@ import jax.numpy as jnp
 import jax.random as jr
 import optax
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, Int, PyTree, Shaped
+from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Shaped
 
 from .._custom_types import ArrayTree, Key, OptState
 from ..env import AbstractEnv
 from ..policy import AbstractActorCriticPolicy
 from ._base import AbstractAlgorithm
 from ._gae import generalized_advantage_estimate, next_state_values
+from ._hyper import (
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_OR_INF,
+    UNIT,
+    Interval,
+    check_flags,
+    hyperparameters,
+)
 from ._optim import current_learning_rate
 from ._rollout import Rollout
 
@@ -99,43 +107,91 @@ class PPO(AbstractAlgorithm[ActorCritic, PPOState]):
         normalize_advantages: normalise advantages per minibatch.
     """
 
-    num_envs: int = eqx.field(static=True, default=4)
-    num_steps: int = eqx.field(static=True, default=128)
-    num_epochs: int = eqx.field(static=True, default=10)
-    num_minibatches: int = eqx.field(static=True, default=8)
-    gamma: float = eqx.field(static=True, default=0.99)
-    gae_lambda: float = eqx.field(static=True, default=0.95)
-    clip_coef: float = eqx.field(static=True, default=0.2)
-    ent_coef: float = eqx.field(static=True, default=0.0)
-    vf_coef: float = eqx.field(static=True, default=0.5)
-    max_grad_norm: float = eqx.field(static=True, default=0.5)
-    learning_rate: float = eqx.field(static=True, default=2.5e-3)
-    anneal_lr: bool = eqx.field(static=True, default=True)
-    normalize_advantages: bool = eqx.field(static=True, default=True)
+    hyperparameter_ranges: ClassVar[dict[str, Interval]] = {
+        "gamma": UNIT,
+        "gae_lambda": UNIT,
+        "clip_coef": POSITIVE,
+        "ent_coef": NON_NEGATIVE,
+        "vf_coef": NON_NEGATIVE,
+        "max_grad_norm": POSITIVE_OR_INF,
+        "learning_rate": POSITIVE,
+    }
 
-    def __check_init__(self) -> None:
-        for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches"):
-            value = getattr(self, name)
+    num_envs: int = eqx.field(static=True)
+    num_steps: int = eqx.field(static=True)
+    num_epochs: int = eqx.field(static=True)
+    num_minibatches: int = eqx.field(static=True)
+    gamma: Float[Array, "*runs"]
+    gae_lambda: Float[Array, "*runs"]
+    clip_coef: Float[Array, "*runs"]
+    ent_coef: Float[Array, "*runs"]
+    vf_coef: Float[Array, "*runs"]
+    max_grad_norm: Float[Array, "*runs"]
+    learning_rate: Float[Array, "*runs"]
+    anneal_lr: bool = eqx.field(static=True)
+    normalize_advantages: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        *,
+        num_envs: int = 4,
+        num_steps: int = 128,
+        num_epochs: int = 10,
+        num_minibatches: int = 8,
+        gamma: float | Float[ArrayLike, "*runs"] = 0.99,
+        gae_lambda: float | Float[ArrayLike, "*runs"] = 0.95,
+        clip_coef: float | Float[ArrayLike, "*runs"] = 0.2,
+        ent_coef: float | Float[ArrayLike, "*runs"] = 0.0,
+        vf_coef: float | Float[ArrayLike, "*runs"] = 0.5,
+        max_grad_norm: float | Float[ArrayLike, "*runs"] = 0.5,
+        learning_rate: float | Float[ArrayLike, "*runs"] = 2.5e-3,
+        anneal_lr: bool = True,
+        normalize_advantages: bool = True,
+    ):
+        sizes = {
+            "num_envs": num_envs,
+            "num_steps": num_steps,
+            "num_epochs": num_epochs,
+            "num_minibatches": num_minibatches,
+        }
+        for name, value in sizes.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"PPO: {name} must be a positive int, got {value!r}")
-        batch = self.num_envs * self.num_steps
-        if batch % self.num_minibatches != 0:
+                raise ValueError(
+                    f"PPO: {name} must be a positive int, got {name}={value!r}"
+                )
+        batch = num_envs * num_steps
+        if batch % num_minibatches != 0:
             raise ValueError(
-                f"PPO: num_minibatches={self.num_minibatches} must divide "
+                f"PPO: num_minibatches={num_minibatches} must divide "
                 f"num_envs * num_steps = {batch}"
             )
-        for name in ("gamma", "gae_lambda"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"PPO: {name} must be in [0, 1], got {value!r}")
-        for name in ("clip_coef", "learning_rate", "max_grad_norm"):
-            value = getattr(self, name)
-            if not value > 0.0:
-                raise ValueError(f"PPO: {name} must be positive, got {value!r}")
-        for name in ("ent_coef", "vf_coef"):
-            value = getattr(self, name)
-            if not value >= 0.0:
-                raise ValueError(f"PPO: {name} must be non-negative, got {value!r}")
+        check_flags(
+            "PPO", anneal_lr=anneal_lr, normalize_advantages=normalize_advantages
+        )
+        self.num_envs = num_envs
+        self.num_steps = num_steps
+        self.num_epochs = num_epochs
+        self.num_minibatches = num_minibatches
+        floats = hyperparameters(
+            "PPO",
+            self.hyperparameter_ranges,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_coef=clip_coef,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            learning_rate=learning_rate,
+        )
+        self.gamma = floats["gamma"]
+        self.gae_lambda = floats["gae_lambda"]
+        self.clip_coef = floats["clip_coef"]
+        self.ent_coef = floats["ent_coef"]
+        self.vf_coef = floats["vf_coef"]
+        self.max_grad_norm = floats["max_grad_norm"]
+        self.learning_rate = floats["learning_rate"]
+        self.anneal_lr = anneal_lr
+        self.normalize_advantages = normalize_advantages
 
     @property
     def host_call_every(self) -> int:
@@ -144,20 +200,18 @@ class PPO(AbstractAlgorithm[ActorCritic, PPOState]):
         return max(1, -(-(2**16) // work))
 
     def optimizer(self, num_iterations: int) -> optax.GradientTransformation:
+        """Global-norm clipping at ``max_grad_norm`` (``inf`` lets every
+        gradient through), then Adam (``eps=1e-5``) with the learning rate
+        in its state, annealed over ``num_iterations`` if ``anneal_lr``."""
         updates_per_iteration = self.num_epochs * self.num_minibatches
-        lr: float | optax.Schedule = self.learning_rate
+        lr: Float[Array, ""] | optax.Schedule = self.learning_rate
         if self.anneal_lr:
             lr = optax.linear_schedule(
                 self.learning_rate, 0.0, num_iterations * updates_per_iteration
             )
-        # Clipping at an infinite norm changes nothing; skip computing the norm.
-        clip = (
-            optax.identity()
-            if math.isinf(self.max_grad_norm)
-            else optax.clip_by_global_norm(self.max_grad_norm)
-        )
         return optax.chain(
-            clip, optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=1e-5)
+            optax.clip_by_global_norm(self.max_grad_norm),
+            optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=1e-5),
         )
 
     def init_state(

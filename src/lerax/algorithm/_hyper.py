@@ -1,0 +1,125 @@
+"""Float hyperparameters as array leaves, checked where their values are known.
+
+A hyperparameter that changes no shape and no code path (a learning rate, a
+discount, a coefficient) is a float32 array leaf of its algorithm, so that a
+batch of algorithms (stacked, or built inside ``eqx.filter_vmap``) trains as
+one compiled program and a new value reuses the compiled program. A value
+known at construction (a Python float, a NumPy or concrete JAX array,
+elementwise over any batch axes) is checked there; a traced one is checked
+inside the program, when training starts.
+"""
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """The values a hyperparameter may take: ``low``..``high``, each end
+    closed or open. NaN is never inside; an infinite end is inside only when
+    closed (e.g. ``max_grad_norm=inf``, documented as "no clipping")."""
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    def __str__(self) -> str:
+        left = "[" if self.low_closed else "("
+        right = "]" if self.high_closed else ")"
+        return f"in {left}{_show(self.low)}, {_show(self.high)}{right}"
+
+    def contains(self, x: Float[ArrayLike, "*batch"]) -> Bool[Array, "*batch"]:
+        """Elementwise membership (false for NaN)."""
+        x = jnp.asarray(x, jnp.float32)
+        above = x >= self.low if self.low_closed else x > self.low
+        below = x <= self.high if self.high_closed else x < self.high
+        return jnp.logical_and(above, below)
+
+
+def _show(v: float) -> str:
+    return ("-inf" if v < 0 else "inf") if math.isinf(v) else f"{v:g}"
+
+
+POSITIVE = Interval(0.0, math.inf, False, False)
+"""Positive and finite."""
+NON_NEGATIVE = Interval(0.0, math.inf, True, False)
+"""Non-negative and finite."""
+UNIT = Interval(0.0, 1.0, True, True)
+"""In ``[0, 1]``."""
+POSITIVE_OR_INF = Interval(0.0, math.inf, False, True)
+"""Positive; ``inf`` allowed (it means "no limit")."""
+
+
+def hyperparameter(
+    owner: str, name: str, value: Float[ArrayLike, "*batch"], allowed: Interval
+) -> Float[Array, "*batch"]:
+    """``value`` as a float32 array, checked now if it is concrete.
+
+    Raises:
+        ValueError: a concrete value (or any element of a batch of them) is
+            outside ``allowed``; the message names ``owner``, ``name``, the
+            value and what is allowed.
+    """
+    array = jnp.asarray(value, jnp.float32)
+    try:
+        concrete = np.asarray(value, np.float64)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return array  # traced: checked in the program (checked_in_program)
+    inside = np.asarray(allowed.contains(concrete))
+    if not inside.all():
+        bad = concrete if concrete.ndim == 0 else concrete[~inside]
+        raise ValueError(
+            f"{owner}: {name} must be {allowed}, got {name}={value!r}"
+            + ("" if concrete.ndim == 0 else f" (out of range: {bad.tolist()})")
+        )
+    return array
+
+
+def hyperparameters(
+    owner: str,
+    allowed: Mapping[str, Interval],
+    **values: Float[ArrayLike, "*batch"],
+) -> dict[str, Float[Array, "*batch"]]:
+    """[`hyperparameter`][] for each of ``values`` (by name, against ``allowed``)."""
+    return {
+        name: hyperparameter(owner, name, value, allowed[name])
+        for name, value in values.items()
+    }
+
+
+def check_flags(owner: str, **flags: object) -> None:
+    """Raise ``TypeError`` naming the flag unless each of ``flags`` is a bool
+    (flags choose code: they are static)."""
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise TypeError(
+                f"{owner}: {name} must be a bool (it is static: it chooses code), "
+                f"got {name}={flag!r}"
+            )
+
+
+def checked_in_program(
+    owner: str,
+    values: Mapping[str, Float[Array, "*batch"]],
+    allowed: Mapping[str, Interval],
+) -> dict[str, Float[Array, "*batch"]]:
+    """``values`` with an ``eqx.error_if`` each: running the program raises,
+    naming the field, if one is outside what ``allowed`` says (how a value that
+    was traced at construction gets checked)."""
+    return {
+        name: eqx.error_if(
+            value,
+            jnp.logical_not(allowed[name].contains(value)),
+            f"{owner}: {name} must be {allowed[name]} (a value traced when the "
+            "algorithm was built, checked when training started)",
+        )
+        for name, value in values.items()
+    }

@@ -1,0 +1,169 @@
+"""Hyperparameter sweeps in one program: float hyperparameters are array
+leaves, validated at construction when concrete and in the program when traced."""
+
+from typing import Any, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from lerax.algorithm import A2C, PPO
+from lerax.callback import (
+    AbstractCallback,
+    EmptyCallbackState,
+    EmptyCallbackStepState,
+    IterationContext,
+)
+from lerax.env import CartPole
+from lerax.policy import MLPActorCriticPolicy
+
+ENV = CartPole()
+POLICY = MLPActorCriticPolicy(ENV, key=jr.key(0))
+
+
+def small_ppo(**floats: Any) -> PPO:
+    return PPO(num_envs=2, num_steps=16, num_epochs=2, num_minibatches=2, **floats)
+
+
+LEARNING_RATES = jnp.array([1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2])
+GAMMAS = jnp.array([0.5, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 1.0])
+
+
+@final
+class StopAt(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
+    """Stops once ``iterations`` iterations have run (an array field: one
+    threshold per member of a sweep)."""
+
+    iterations: Int[Array, ""]
+
+    def continue_training(
+        self,
+        ctx: IterationContext[EmptyCallbackState, EmptyCallbackStepState],
+        *,
+        key: PRNGKeyArray,
+    ) -> Bool[Array, ""]:
+        return ctx.iteration_count < self.iterations
+
+
+def parameters(policy: Any) -> list[np.ndarray[Any, Any]]:
+    return [np.asarray(x) for x in jax.tree.leaves(eqx.filter(policy, eqx.is_array))]
+
+
+def assert_member_matches(batched: Any, i: int, single: Any) -> None:
+    for b, s in zip(parameters(batched), parameters(single), strict=True):
+        np.testing.assert_allclose(b[i], s, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("field", ["learning_rate", "gamma"])
+def test_a_sweep_trains_every_member_like_its_own_run_and_compiles_once(
+    field: str,
+) -> None:
+    values = LEARNING_RATES if field == "learning_rate" else GAMMAS
+    traces = 0
+
+    def train(algo: PPO, iterations: int) -> Any:
+        nonlocal traces
+        traces += 1
+        return algo.learn(
+            ENV, POLICY, iterations * algo.steps_per_iteration, key=jr.key(1)
+        )
+
+    # Built inside filter_vmap (traced values, checked in the program).
+    sweep = eqx.filter_vmap(lambda v: small_ppo(**{field: v}))(values)
+    assert getattr(sweep, field).shape == (8,)
+    run_sweep = eqx.filter_jit(eqx.filter_vmap(train, in_axes=(0, None)))
+    run_one = eqx.filter_jit(train)
+    for iterations in (1, 3):
+        before = traces
+        batched = run_sweep(sweep, iterations)
+        assert traces == before + 1  # the 8 members: one program
+        for i, v in enumerate(values):
+            single = run_one(small_ppo(**{field: float(v)}), iterations)
+            assert_member_matches(batched, i, single)
+    # Each single run above had its own value, yet one program per length:
+    # the values are array leaves, not part of the compiled program.
+    assert traces == 2 + 2
+
+
+def test_stacked_concrete_algorithms_sweep_and_each_member_stops_on_its_own() -> None:
+    members = [
+        A2C(num_envs=2, num_steps=4, learning_rate=float(v)) for v in LEARNING_RATES[:4]
+    ]
+    sweep = jax.tree.map(lambda *xs: jnp.stack(xs), *members)
+    thresholds = jnp.array([1, 5, 3, 8])
+    stop = StopAt(thresholds)
+
+    def train(algo: A2C, cb: StopAt) -> Any:
+        return algo.train(
+            ENV, POLICY, 8 * algo.steps_per_iteration, key=jr.key(2), callback=cb
+        )
+
+    result = eqx.filter_jit(eqx.filter_vmap(train))(sweep, stop)
+    np.testing.assert_array_equal(np.asarray(result.iterations), [1, 5, 3, 8])
+    np.testing.assert_array_equal(np.asarray(result.timesteps), [8, 40, 24, 64])
+    for i, member in enumerate(members):
+        single = member.train(
+            ENV, POLICY, 8 * 8, key=jr.key(2), callback=StopAt(thresholds[i])
+        )
+        assert_member_matches(result.policy, i, single.policy)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        (
+            "learning_rate",
+            float("inf"),
+            r"PPO: learning_rate must be in \(0, inf\), got learning_rate=inf",
+        ),
+        ("learning_rate", -1.0, r"learning_rate must be in \(0, inf\)"),
+        ("gamma", float("nan"), r"gamma must be in \[0, 1\], got gamma=nan"),
+        ("ent_coef", -0.1, r"ent_coef must be in \[0, inf\)"),
+    ],
+)
+def test_a_concrete_value_out_of_range_raises_before_compiling(
+    field: str, value: float, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        small_ppo(**{field: value})
+
+
+def test_a_batch_of_concrete_values_is_checked_elementwise() -> None:
+    with pytest.raises(
+        ValueError, match=r"learning_rate must be .*out of range: \[inf\]"
+    ):
+        PPO(learning_rate=np.array([1e-3, np.inf, 2e-3], np.float32))
+    with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\]"):
+        A2C(gamma=jnp.array([0.9, 1.5]))
+
+
+def test_max_grad_norm_inf_means_no_clipping() -> None:
+    algo = small_ppo(max_grad_norm=float("inf"))
+    assert float(algo.max_grad_norm) == float("inf")
+
+
+def test_a_traced_value_out_of_range_stops_the_program_naming_the_field() -> None:
+    sweep = eqx.filter_vmap(lambda v: small_ppo(learning_rate=v))(
+        jnp.array([1e-3, -1.0])
+    )
+    run = eqx.filter_jit(
+        eqx.filter_vmap(lambda a: a.learn(ENV, POLICY, 32, key=jr.key(0)))
+    )
+    with pytest.raises(Exception, match=r"PPO: learning_rate must be in \(0, inf\)"):
+        parameters(run(sweep))
+
+
+def test_float_hyperparameters_are_float32_arrays_and_flags_stay_static() -> None:
+    algo = PPO()
+    for name in PPO.hyperparameter_ranges:
+        value: Float[Array, ""] = getattr(algo, name)
+        assert value.dtype == jnp.float32 and value.shape == ()
+    assert float(algo.learning_rate) == pytest.approx(2.5e-3)
+    assert algo.anneal_lr is True
+    # Under the suite beartype rejects it first; without it, check_flags does.
+    with pytest.raises(TypeError, match="anneal_lr"):
+        PPO(anneal_lr=1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the error path
