@@ -91,6 +91,7 @@ def main() -> None:
             iteration_count=jnp.array(0, jnp.int32),
             num_timesteps=jnp.array(0, jnp.int32),
             locals={},
+            algorithm=algo,
             run_index=jnp.array(0, jnp.int32),
             active=jnp.array(True),
         )

@@ -99,13 +99,14 @@ def main() -> None:
 
     def console_tb(key: jax.Array) -> None:
         logger = LoggingCallback(
-            [ConsoleBackend(console=Console(file=sink)), TensorBoardBackend(out)]
+            [ConsoleBackend(console=Console(file=sink)), TensorBoardBackend(out)],
+            log_every=1,  # one environment step: every iteration
         )
         _wait(algo.train(env, policy, TOTAL, key=key, callback=logger))
         logger.close()
 
     def jsonl(key: jax.Array) -> None:
-        logger = LoggingCallback([JSONLBackend(Path(out) / "log.jsonl")])
+        logger = LoggingCallback([JSONLBackend(Path(out) / "log.jsonl")], log_every=1)
         _wait(algo.train(env, policy, TOTAL, key=key, callback=logger))
         logger.close()
 

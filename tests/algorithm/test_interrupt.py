@@ -48,7 +48,7 @@ total = ITERATIONS * algo.steps_per_iteration
 mode = sys.argv[1]
 
 if mode == "eager":
-    with LoggingCallback(CtrlC()) as logger:
+    with LoggingCallback(CtrlC(), log_every=1) as logger:
         try:
             algo.train(env, policy, total, key=jr.key(1), callback=logger)
         except TrainingInterrupted as e:
@@ -70,7 +70,7 @@ if mode == "eager":
     except KeyboardInterrupt:
         print("plain KeyboardInterrupt outside training")
 elif mode == "jit_vmap":
-    with LoggingCallback(CtrlC()) as logger:
+    with LoggingCallback(CtrlC(), log_every=1) as logger:
         train = eqx.filter_jit(eqx.filter_vmap(
             lambda k: algo.train(env, policy, total, key=k, callback=logger)
         ))
@@ -83,7 +83,7 @@ elif mode == "jit_vmap":
     print("statuses", result.status.reasons())
 elif mode == "twice":
     # A second Ctrl-C during the same run behaves like the previous handler.
-    with LoggingCallback(CtrlC(times=2)) as logger:
+    with LoggingCallback(CtrlC(times=2), log_every=1) as logger:
         try:
             try:
                 algo.train(env, policy, total, key=jr.key(1), callback=logger)
@@ -95,7 +95,7 @@ elif mode == "twice":
         except KeyboardInterrupt:
             print("second Ctrl-C: KeyboardInterrupt")
 elif mode == "not_interruptible":
-    with LoggingCallback(CtrlC()) as logger:
+    with LoggingCallback(CtrlC(), log_every=1) as logger:
         try:
             result = algo.train(
                 env, policy, total, key=jr.key(1), callback=logger,

@@ -81,7 +81,7 @@ SCRIPT = textwrap.dedent(
     from lerax.callback import JSONLBackend, LoggingCallback, ProgressBarCallback
 
     def logged(keys, path):
-        logger = LoggingCallback([JSONLBackend(path)])
+        logger = LoggingCallback([JSONLBackend(path)], log_every=1)
         bars = io.StringIO()
         progress = ProgressBarCallback(console=Console(file=bars, width=100))
         run = eqx.filter_jit(eqx.filter_vmap(

@@ -110,7 +110,9 @@ def test_a_logging_failure_under_the_users_transform_is_a_status(
     to the host 64 at a time for iterations this short, and the writer
     fails on the first batch: a later send tells the loop."""
     planned = 300
-    logger = LoggingCallback([FailsAt(), JSONLBackend(tmp_path / "log.jsonl")])
+    logger = LoggingCallback(
+        [FailsAt(), JSONLBackend(tmp_path / "log.jsonl")], log_every=1
+    )
     result = eqx.filter_jit(
         eqx.filter_vmap(
             lambda k: ALGO.train(

@@ -167,3 +167,14 @@ def test_float_hyperparameters_are_float32_arrays_and_flags_stay_static() -> Non
     # Under the suite beartype rejects it first; without it, check_flags does.
     with pytest.raises(TypeError, match="anneal_lr"):
         PPO(anneal_lr=1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the error path
+
+
+def test_an_algorithm_built_inside_jit_from_python_floats() -> None:
+    """Concrete values are checked with NumPy, so building inside ``jax.jit``
+    works (jnp would be staged into the trace there)."""
+
+    @jax.jit
+    def rate() -> jax.Array:
+        return small_ppo(learning_rate=1e-3).learning_rate * 2
+
+    assert float(rate()) == pytest.approx(2e-3)

@@ -54,6 +54,7 @@ def step_ctx(
         iteration_count=jnp.array(0, jnp.int32),
         num_timesteps=jnp.asarray(t, jnp.int32),
         locals=NO_LOCALS,
+        algorithm=ALGO,
         run_index=jnp.array(0, jnp.int32),
         active=jnp.array(True),
     )

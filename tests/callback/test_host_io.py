@@ -64,7 +64,7 @@ def test_every_record_is_written_when_the_user_jits_and_keeps_only_the_policy(
         ("filter_jit", lambda f: eqx.filter_jit(lambda k: (f(k), 0)[1])),
     ):
         path = tmp_path / f"{name}.jsonl"
-        with LoggingCallback(JSONLBackend(path)) as logger:
+        with LoggingCallback(JSONLBackend(path), log_every=1) as logger:
 
             def learn(key: Array, logger: LoggingCallback = logger) -> Any:
                 return ALGO.learn(ENV, POLICY, TOTAL, key=key, callback=logger)
@@ -75,7 +75,7 @@ def test_every_record_is_written_when_the_user_jits_and_keeps_only_the_policy(
 
 def test_filter_vmap_alone_gives_one_run_per_seed(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
-    with LoggingCallback(JSONLBackend(path)) as logger:
+    with LoggingCallback(JSONLBackend(path), log_every=1) as logger:
         eqx.filter_vmap(
             lambda k: ALGO.learn(ENV, POLICY, TOTAL, key=k, callback=logger)
         )(jr.split(jr.key(2), 3))
@@ -103,6 +103,6 @@ def test_runs_are_told_apart_by_whatever_is_vmapped(tmp_path: Path) -> None:
     }
     for name, run in cases.items():
         path = tmp_path / f"{name}.jsonl"
-        with LoggingCallback(JSONLBackend(path)) as logger:
+        with LoggingCallback(JSONLBackend(path), log_every=1) as logger:
             run(logger)
         assert _rows(path) == _every(3), name

@@ -7,7 +7,7 @@ import math
 import os
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, final
 
@@ -101,17 +101,22 @@ def expected_rollout_stats(
     dones: npt.NDArray[np.bool_],
     num_steps: int,
     ema_alpha: float,
+    logged: Collection[int] | None = None,
 ) -> list[dict[str, float]]:
     """Per iteration, the ``rollout/*`` values recomputed from raw transitions
-    (``rewards``/``dones`` of shape ``[num_envs, steps]``) in plain Python."""
+    (``rewards``/``dones`` of shape ``[num_envs, steps]``) in plain Python.
+    The window of episodes starts after each logged iteration (1-based
+    ``logged``; every iteration if ``None``)."""
     num_envs, steps = rewards.shape
     ret = [0.0] * num_envs
     length = [0] * num_envs
     ema_r: dict[int, float] = {}  # per env, once an episode has ended
     ema_l: dict[int, float] = {}
     out: list[dict[str, float]] = []
+    window: list[tuple[float, int]] = []
     for it in range(steps // num_steps):
-        window: list[tuple[float, int]] = []
+        if it == 0 or logged is None or it in logged:
+            window = []  # a new window after a logged iteration
         for e in range(num_envs):
             for t in range(it * num_steps, (it + 1) * num_steps):
                 ret[e] += float(rewards[e, t])

@@ -98,6 +98,7 @@ def test_every_builtin_callback_runs_with_the_algorithm(
             WandbBackend(project="lerax-test", mode="offline", dir=tmp_path / "wandb"),
         ],
         name=name,
+        log_every=1,
     )
     bar = ProgressBarCallback(console=Console(file=bar_out, width=200))
     with logger:

@@ -15,7 +15,7 @@ ESCAPE = "\x1b"
 
 
 def test_plain_lines_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    with LoggingCallback([ConsoleBackend()]) as logger:
+    with LoggingCallback([ConsoleBackend()], log_every=1) as logger:
         train(logger, jr.key(0))
     out = capsys.readouterr().out
     assert ESCAPE not in out
@@ -36,7 +36,7 @@ def test_plain_lines_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> N
 def test_live_display_on_a_terminal() -> None:
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=120)
-    with LoggingCallback([ConsoleBackend(console=console)]) as logger:
+    with LoggingCallback([ConsoleBackend(console=console)], log_every=1) as logger:
         train(logger, jr.key(0))
     out = buffer.getvalue()
     assert ESCAPE in out  # a live display, not plain lines

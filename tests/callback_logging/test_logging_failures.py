@@ -44,7 +44,7 @@ def test_a_failing_backend_stops_training_and_learn_raises(tmp_path: Path) -> No
     path = tmp_path / "log.jsonl"
     failing = ListBackend(fail_at=2, path="memory://failing")
     healthy = ListBackend()
-    logger = LoggingCallback([failing, JSONLBackend(path), healthy])
+    logger = LoggingCallback([failing, JSONLBackend(path), healthy], log_every=1)
     planned = 2 * ITERATIONS
     with pytest.raises(LoggingBackendError) as raised:
         train(logger, jr.key(0), planned * ALGO.steps_per_iteration)
@@ -81,7 +81,9 @@ def test_a_failing_backend_stops_training_and_learn_raises(tmp_path: Path) -> No
     logger.close()  # closing again does nothing (and does not raise again)
     # A new logger trains as usual.
     ok = ListBackend()
-    with LoggingCallback([ok, JSONLBackend(tmp_path / "again.jsonl")]) as again:
+    with LoggingCallback(
+        [ok, JSONLBackend(tmp_path / "again.jsonl")], log_every=1
+    ) as again:
         train(again, jr.key(0))
     assert len(ok.records) == ITERATIONS
     assert again.failure is None
@@ -96,7 +98,7 @@ def test_a_backend_raising_keyboard_interrupt_or_system_exit(
     others have every record, and close() raises it again."""
     path = tmp_path / "log.jsonl"
     failing = ListBackend(fail_at=2, error=error)
-    logger = LoggingCallback([failing, JSONLBackend(path)])
+    logger = LoggingCallback([failing, JSONLBackend(path)], log_every=1)
     planned = 2 * ITERATIONS
     with pytest.raises(error) as raised:
         train(logger, jr.key(0), planned * ALGO.steps_per_iteration)
@@ -124,7 +126,7 @@ def test_exit_adds_close_failures_to_the_blocks_exception(tmp_path: Path) -> Non
     becomes a note on it, naming the backend and where it writes."""
     closing = ListBackend(close_error=OSError("disk gone"), path="memory://b")
     with pytest.raises(ValueError, match="the block's own error") as info:
-        with LoggingCallback([closing]) as logger:
+        with LoggingCallback([closing], log_every=1) as logger:
             train(logger, jr.key(0))
             raise ValueError("the block's own error")
     (note,) = info.value.__notes__
@@ -136,7 +138,7 @@ def test_exit_adds_close_failures_to_the_blocks_exception(tmp_path: Path) -> Non
     failing = ListBackend(fail_at=2, path="memory://a")
     closing = ListBackend(close_error=OSError("disk gone"), path="memory://b")
     with pytest.raises(LoggingBackendError) as raised:
-        with LoggingCallback([failing, closing]) as logger:
+        with LoggingCallback([failing, closing], log_every=1) as logger:
             train(logger, jr.key(0))
     assert "ListBackend (memory://a) failed in log_scalars at iteration 2" in str(
         raised.value
@@ -149,7 +151,7 @@ def test_exit_raises_like_close_when_the_block_did_not(tmp_path: Path) -> None:
     first = ListBackend(close_error=OSError("first disk gone"))
     second = ListBackend(close_error=OSError("disk gone"), path="memory://b")
     with pytest.raises(LoggingBackendError, match="first disk gone") as info:
-        with LoggingCallback([first, second]) as logger:
+        with LoggingCallback([first, second], log_every=1) as logger:
             train(logger, jr.key(0))
     (note,) = info.value.__notes__  # the second failure
     assert note.startswith("also: ") and "memory://b" in note
@@ -161,7 +163,9 @@ def test_a_stuck_backend_is_given_up_on_after_drain_timeout(tmp_path: Path) -> N
     path = tmp_path / "log.jsonl"
     gate = threading.Event()
     stuck = ListBackend(block=gate, block_at=2)
-    logger = LoggingCallback([stuck, JSONLBackend(path)], drain_timeout=3.0)
+    logger = LoggingCallback(
+        [stuck, JSONLBackend(path)], drain_timeout=3.0, log_every=1
+    )
     try:
         # The end of the call gives up on the stuck call after drain_timeout
         # and reports it: the run had completed.
@@ -198,7 +202,7 @@ def test_a_stuck_backend_is_given_up_on_after_drain_timeout(tmp_path: Path) -> N
 def test_learn_waits_at_most_drain_timeout(tmp_path: Path) -> None:
     gate = threading.Event()
     stuck = ListBackend(block=gate, block_at=1)
-    logger = LoggingCallback([stuck], drain_timeout=1.0)
+    logger = LoggingCallback([stuck], drain_timeout=1.0, log_every=1)
     try:
         start = time.monotonic()
         with pytest.raises(LoggingBackendError, match="drain_timeout=1.0") as info:
@@ -270,20 +274,20 @@ def test_bad_configuration_raises_at_construction(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="log_every must be a positive int"):
         LoggingCallback([backend], log_every=0)
     with pytest.raises(ValueError, match=r"ema_alpha must be a number in \[0, 1\)"):
-        LoggingCallback([backend], ema_alpha=1.0)
+        LoggingCallback([backend], ema_alpha=1.0, log_every=1)
     with pytest.raises(ValueError, match="at least one backend"):
-        LoggingCallback([])
+        LoggingCallback([], log_every=1)
     # (The test suite's runtime type checker may fire first on the next two;
     # both errors are TypeErrors naming the argument.)
     with pytest.raises(TypeError, match="backends"):
-        LoggingCallback([backend, "tensorboard"])  # type: ignore[list-item]  # deliberate misuse
+        LoggingCallback([backend, "tensorboard"], log_every=1)  # type: ignore[list-item]  # deliberate misuse
     with pytest.raises(TypeError, match="hparams"):
-        LoggingCallback([backend], hparams={"seed": [1, 2]})  # type: ignore[dict-item]  # deliberate misuse
+        LoggingCallback([backend], hparams={"seed": [1, 2]}, log_every=1)  # type: ignore[dict-item]  # deliberate misuse
     with pytest.raises(ValueError, match="name must be a non-empty str"):
-        LoggingCallback([backend], name="")
+        LoggingCallback([backend], name="", log_every=1)
     for bad in (0.0, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="drain_timeout must be a positive"):
-            LoggingCallback([backend], drain_timeout=bad)
+            LoggingCallback([backend], drain_timeout=bad, log_every=1)
     with pytest.raises(ValueError, match="refresh_per_second must be a positive"):
         ConsoleBackend(refresh_per_second=-1.0)
     with pytest.raises((TypeError, ValueError), match="mode"):
@@ -296,6 +300,7 @@ def test_env_of_another_type_raises_while_tracing(tmp_path: Path) -> None:
         [JSONLBackend(tmp_path / "log.jsonl")],
         env=pendulum,
         policy=MLPActorCriticPolicy(env=pendulum, key=jr.key(0)),
+        log_every=1,
     )
     with pytest.raises(TypeError, match="built with env of type Pendulum"):
         train(logger, jr.key(0))

@@ -42,7 +42,7 @@ env = CartPole()
 policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
 algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
 logger = LoggingCallback(
-    [JSONLBackend(sys.argv[1]), TensorBoardBackend(sys.argv[2]), Reporter()]
+    [JSONLBackend(sys.argv[1]), TensorBoardBackend(sys.argv[2]), Reporter()], log_every=1
 )
 algo.train(env, policy, 10**6 * algo.steps_per_iteration, key=jr.key(0),
            callback=logger)

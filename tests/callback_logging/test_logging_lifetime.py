@@ -49,13 +49,13 @@ def test_unclosed_loggers_release_threads_and_files_when_collected(
     tmp_path: Path,
 ) -> None:
     # Compile first, and let anything created once per process exist.
-    with LoggingCallback(_backends(tmp_path, -1)) as warm:
+    with LoggingCallback(_backends(tmp_path, -1), log_every=1) as warm:
         SMALL.train(ENV, POLICY, SMALL_TOTAL, key=jr.key(0), callback=warm)
     gc.collect()
     threads, fds = threading.active_count(), _open_fds()
 
     def train_and_drop(i: int) -> int:
-        logger = LoggingCallback(_backends(tmp_path, i))
+        logger = LoggingCallback(_backends(tmp_path, i), log_every=1)
         result = SMALL.train(ENV, POLICY, SMALL_TOTAL, key=jr.key(i), callback=logger)
         # Wait until the program is done: a program dispatched asynchronously
         # (on an accelerator) must have started before its logger goes (see
@@ -90,7 +90,9 @@ def test_a_logger_collected_while_its_run_is_in_flight_closes_when_it_ends(
     backend = ListBackend(block=gate, block_at=1)
     gc.collect()
     threads, fds = threading.active_count(), _open_fds()
-    owner = [LoggingCallback([backend, JSONLBackend(path)], drain_timeout=60.0)]
+    owner = [
+        LoggingCallback([backend, JSONLBackend(path)], drain_timeout=60.0, log_every=1)
+    ]
     ident = int(owner[0].logger_id)
     copy = jax.tree.map(lambda x: x, owner[0])  # no finalizer of its own
     assert copy is not owner[0]
@@ -183,7 +185,9 @@ def test_a_host_logger_never_used_exits_when_orphaned() -> None:
 
 def test_a_closed_logger_is_not_reopened_by_its_collection(tmp_path: Path) -> None:
     backend = ListBackend()
-    logger = LoggingCallback([backend, JSONLBackend(tmp_path / "log.jsonl")])
+    logger = LoggingCallback(
+        [backend, JSONLBackend(tmp_path / "log.jsonl")], log_every=1
+    )
     train(logger, jr.key(0))
     logger.close()
     del logger

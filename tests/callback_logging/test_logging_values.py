@@ -62,7 +62,7 @@ def tensorboard_hparams(log_dir: Path) -> dict[str, Any]:
 
 def test_logged_values_match_a_recorded_rollout(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
-    logger = LoggingCallback([JSONLBackend(path)], ema_alpha=0.9)
+    logger = LoggingCallback([JSONLBackend(path)], ema_alpha=0.9, log_every=1)
     result = train(logger, jr.key(1))
     logger.close()
     rows = read_jsonl(path)
@@ -111,7 +111,7 @@ def test_logged_values_match_a_recorded_rollout(tmp_path: Path) -> None:
 def test_tensorboard_scalars_and_hparams_read_back(tmp_path: Path) -> None:
     jsonl, tb = tmp_path / "log.jsonl", tmp_path / "tb"
     logger = LoggingCallback(
-        [JSONLBackend(jsonl), TensorBoardBackend(tb)], hparams={"seed": 7}
+        [JSONLBackend(jsonl), TensorBoardBackend(tb)], hparams={"seed": 7}, log_every=1
     )
     train(logger, jr.key(2))
     logger.close()
@@ -139,11 +139,13 @@ def test_tensorboard_scalars_and_hparams_read_back(tmp_path: Path) -> None:
 
 def test_a_new_logger_of_equal_config_does_not_recompile(tmp_path: Path) -> None:
     first = ListBackend()
-    with LoggingCallback([first], name="a") as logger:
+    with LoggingCallback([first], name="a", log_every=1) as logger:
         train(logger, jr.key(3))
     traces = TRACES[0]
     second = ListBackend()
-    other = LoggingCallback([JSONLBackend(tmp_path / "b.jsonl"), second], name="b")
+    other = LoggingCallback(
+        [JSONLBackend(tmp_path / "b.jsonl"), second], name="b", log_every=1
+    )
     train(other, jr.key(3))
     other.close()
     assert TRACES[0] == traces  # no new trace, hence no recompilation
@@ -162,7 +164,7 @@ def test_a_new_logger_of_equal_config_does_not_recompile(tmp_path: Path) -> None
 def test_second_learn_continues_steps_and_iterations(tmp_path: Path) -> None:
     backend = ListBackend()
     path = tmp_path / "log.jsonl"
-    with LoggingCallback([JSONLBackend(path), backend]) as logger:
+    with LoggingCallback([JSONLBackend(path), backend], log_every=1) as logger:
         train(logger, jr.key(4))
         train(logger, jr.key(5))
     rows = read_jsonl(path)
@@ -189,7 +191,7 @@ def test_learn_returns_with_everything_written_and_flushed(tmp_path: Path) -> No
     # The writer batches its flushes; the end of learn drains and flushes.
     backend = ListBackend()
     path = tmp_path / "log.jsonl"
-    with LoggingCallback([backend, JSONLBackend(path)]) as logger:
+    with LoggingCallback([backend, JSONLBackend(path)], log_every=1) as logger:
         train(logger, jr.key(7)).iterations.block_until_ready()
         assert [r["time/iteration"] for r in read_jsonl(path)] == list(
             range(1, ITERATIONS + 1)
@@ -200,7 +202,7 @@ def test_learn_returns_with_everything_written_and_flushed(tmp_path: Path) -> No
 
 def test_a_closed_logger_refuses_to_train(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
-    with LoggingCallback([JSONLBackend(path)]) as logger:
+    with LoggingCallback([JSONLBackend(path)], log_every=1) as logger:
         pass
     logger.close()  # closing twice is harmless
     with pytest.raises(Exception, match="closed"):
@@ -226,7 +228,7 @@ def test_tensorboard_event_files_are_valid_tfrecords(tmp_path: Path) -> None:
     """Every record of the event file has TFRecord's framing and correct
     masked CRC32C check sums (what TensorBoard's strict readers verify), and
     the first event declares the file version."""
-    logger = LoggingCallback([TensorBoardBackend(tmp_path)])
+    logger = LoggingCallback([TensorBoardBackend(tmp_path)], log_every=1)
     train(logger, jr.key(3))
     logger.close()
     (path,) = tmp_path.glob("events.out.tfevents.*")

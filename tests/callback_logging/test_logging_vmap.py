@@ -44,7 +44,7 @@ from .logging_helpers import (
 SEEDS = 3
 ITERATIONS = 5
 TOTAL = ITERATIONS * ALGO.steps_per_iteration
-LOG_EVERY = 2
+LOG_EVERY = 2 * ALGO.steps_per_iteration  # environment steps: every 2nd iteration
 LOGGED = [2, 4, 5]  # every second iteration, and always the last one
 
 
@@ -85,7 +85,9 @@ def test_each_seed_is_its_own_run(tmp_path: Path) -> None:
     assert rewards.shape == (SEEDS, ALGO.num_envs, ITERATIONS * ALGO.num_steps)
     returns_by_seed = []
     for run in range(SEEDS):
-        expected = expected_rollout_stats(rewards[run], dones[run], ALGO.num_steps, 0.8)
+        expected = expected_rollout_stats(
+            rewards[run], dones[run], ALGO.num_steps, 0.8, LOGGED
+        )
         mine = [r for r in rows if r["run"] == run]
         for row, it in zip(mine, LOGGED, strict=True):
             assert_rollout_matches(row, expected[it - 1])
@@ -136,7 +138,7 @@ class StopAt(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
 
 def test_seeds_that_stop_early_log_only_their_real_iterations(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
-    logger = LoggingCallback([JSONLBackend(path)])
+    logger = LoggingCallback([JSONLBackend(path)], log_every=1)
     bars = io.StringIO()
     progress = ProgressBarCallback(
         console=Console(file=bars, width=100), aggregate=True
@@ -240,7 +242,7 @@ def test_nested_vmap_runs_are_numbered_row_major(tmp_path: Path) -> None:
     for outer in range(2):
         for inner in range(2):
             expected = expected_rollout_stats(
-                rewards[outer, inner], dones[outer, inner], ALGO.num_steps, 0.8
+                rewards[outer, inner], dones[outer, inner], ALGO.num_steps, 0.8, LOGGED
             )
             mine = [r for r in rows if r["run"] == 2 * outer + inner]
             for row, it in zip(mine, LOGGED, strict=True):

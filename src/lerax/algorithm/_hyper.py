@@ -73,7 +73,12 @@ def hyperparameter(
         concrete = np.asarray(value, np.float64)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return array  # traced: checked in the program (checked_in_program)
-    inside = np.asarray(allowed.contains(concrete))
+    # NumPy, not jnp: under a trace (e.g. an algorithm built inside
+    # `jax.jit`) jnp would stage even constant work into the program.
+    low, high = allowed.low, allowed.high
+    above = concrete >= low if allowed.low_closed else concrete > low
+    below = concrete <= high if allowed.high_closed else concrete < high
+    inside = np.logical_and(above, below)
     if not inside.all():
         bad = concrete if concrete.ndim == 0 else concrete[~inside]
         raise ValueError(

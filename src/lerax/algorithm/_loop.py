@@ -338,6 +338,7 @@ def _train(
                 iteration_count=s.iteration,
                 num_timesteps=step_timesteps,
                 locals=extras,
+                algorithm=algo,
                 run_index=index,
                 active=active,
             )

@@ -88,6 +88,7 @@ class StepContext(
         num_timesteps: environment steps taken over all envs before this step
             (the ``timestep`` the algorithm acted at).
         locals: named arrays the algorithm exposes (documented per algorithm).
+        algorithm: the algorithm (its hyperparameters).
         run_index: this run's index when training is vmapped over runs, else 0.
         active: false only for a run that has already stopped early while other
             runs vmapped with it go on. vmap runs one program for all runs, so the
@@ -109,6 +110,7 @@ class StepContext(
     iteration_count: Int[Array, ""]
     num_timesteps: Int[Array, ""]
     locals: NamedArrays
+    algorithm: AlgorithmInfo
     run_index: Int[Array, ""]
     active: Bool[Array, ""]
 

@@ -8,7 +8,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 import equinox as eqx
 import jax
@@ -30,6 +30,7 @@ from ...env import AbstractEnv
 from ...policy import AbstractPolicy
 from .._base import AbstractCallback
 from .._context import IterationContext, ResetContext, StepContext, TrainingContext
+from .._types import AlgorithmInfo
 from ._backend import AbstractLoggingBackend, HParamValue, LoggingBackendError
 from ._writer import HostLogger, Record, StartInfo, raisable
 
@@ -44,7 +45,8 @@ class EpisodeStatistics(eqx.Module):
 
     Built from raw environment rewards; it persists across rollouts, so an
     episode may span several iterations. The ``window_*`` fields describe
-    the episodes that ended during one iteration (``window_iteration``).
+    the episodes that ended since the last logged iteration (the window that
+    starts at iteration ``window_iteration``).
     With a leading axis (one row per environment) when read from a training
     result.
 
@@ -54,8 +56,9 @@ class EpisodeStatistics(eqx.Module):
         return_ema: EMA of completed episodes' returns, started at the first
             one (``ema = ema_alpha * ema + (1 - ema_alpha) * episode_return``).
         length_ema: the same for episode lengths (0 until an episode ended).
-        window_iteration: the iteration (0-based) the window fields describe.
-        window_episodes: episodes that ended in that iteration.
+        window_iteration: the first iteration (0-based) of the logging window
+            the window fields describe: the iterations since the last logged one.
+        window_episodes: episodes that ended in that window.
         window_return_sum: the sum of their returns.
         window_return_min: the smallest of them (``inf`` if none).
         window_return_max: the largest of them (``-inf`` if none).
@@ -135,16 +138,19 @@ BackendsLike = AbstractLoggingBackend | Sequence[AbstractLoggingBackend]
 class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
     """Log training metrics to one or more backends.
 
-    Every ``log_every`` iterations (and at the last one) each backend receives:
+    Every ``log_every`` environment steps (over all environments; by default
+    [`DEFAULT_LOG_EVERY`][lerax.callback.logging.LoggingCallback.DEFAULT_LOG_EVERY],
+    Stable-Baselines3's PPO cadence), rounded down to whole iterations and at
+    least every iteration, and at the last iteration, each backend receives:
 
     - ``train/<name>`` for every entry of the algorithm's training log (Lerax's
       algorithms report their learning rate there as ``learning_rate``);
     - ``rollout/ep_return_ema``, ``rollout/ep_length_ema``: EMAs over completed
       episodes of raw environment rewards, per environment, averaged over the
       environments that completed an episode; absent until one has;
-    - ``rollout/episodes``: episodes completed in the iteration, and, when
-      there were any, ``rollout/ep_return_mean|min|max`` and
-      ``rollout/ep_length_mean`` over them;
+    - ``rollout/episodes``: episodes completed since the previous logged
+      iteration, and, when there were any, ``rollout/ep_return_mean|min|max``
+      and ``rollout/ep_length_mean`` over them;
     - ``time/timesteps``, ``time/iteration`` and ``time/steps_per_second``
       (host wall clock between logged iterations, compilation excluded).
 
@@ -197,7 +203,10 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         backends: a backend or a sequence of them.
         env: optional; if given, training must use an environment of this type.
         policy: optional; if given, training must use a policy of this type.
-        log_every: log every this many iterations (and always the last one).
+        log_every: log about every this many environment steps, over all
+            environments (converted to ``max(1, log_every //
+            steps_per_iteration)`` iterations; always the last one); ``None``
+            for [`DEFAULT_LOG_EVERY`][lerax.callback.logging.LoggingCallback.DEFAULT_LOG_EVERY].
         ema_alpha: the EMAs' weight on the previous value, in ``[0, 1)``.
         name: the experiment name (directory and W&B run name); default
             ``<algorithm>_<env>_<YYYYmmdd-HHMMSS>`` at the first ``learn``.
@@ -217,6 +226,11 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             positive finite number.
     """
 
+    DEFAULT_LOG_EVERY: ClassVar[int] = 2048
+    """Environment steps between logged iterations when ``log_every`` is
+    ``None``: often enough to follow a run, rarely enough that logging costs
+    little with every algorithm's defaults (BENCHMARKS.md)."""
+
     logger_id: Int[Array, ""]
     log_every: int = eqx.field(static=True)
     ema_alpha: float = eqx.field(static=True)
@@ -229,7 +243,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         env: AnyEnv | None = None,
         policy: AnyPolicy | None = None,
         *,
-        log_every: int = 1,
+        log_every: int | None = None,
         ema_alpha: float = 0.9,
         name: str | None = None,
         hparams: Mapping[str, HParamValue] | None = None,
@@ -246,14 +260,14 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
                 "LoggingCallback: policy must be a policy (AbstractPolicy) or None, "
                 f"got policy={policy!r}"
             )
-        if (
+        if log_every is not None and (
             isinstance(log_every, bool)
             or not isinstance(log_every, int)
             or (log_every < 1)
         ):
             raise ValueError(
-                f"LoggingCallback: log_every must be a positive int, got "
-                f"log_every={log_every!r}"
+                f"LoggingCallback: log_every must be a positive int (environment "
+                f"steps) or None, got log_every={log_every!r}"
             )
         if (
             isinstance(ema_alpha, bool)
@@ -287,10 +301,15 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         # the module are built without __init__ and have no finalizer.
         weakref.finalize(self, _collected, ident).atexit = False
         self.logger_id = jnp.asarray(ident, jnp.int32)
-        self.log_every = log_every
+        self.log_every = self.DEFAULT_LOG_EVERY if log_every is None else log_every
         self.ema_alpha = float(ema_alpha)
         self.env_type = None if env is None else type(env)
         self.policy_type = None if policy is None else type(policy)
+
+    def iterations_between_logs(self, algorithm: AlgorithmInfo) -> int:
+        """``log_every`` environment steps in whole iterations of
+        ``algorithm`` (at least one)."""
+        return max(1, self.log_every // algorithm.steps_per_iteration)
 
     # -- hooks ----------------------------------------------------------------
 
@@ -341,9 +360,12 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
     ) -> EpisodeStatistics:
         """Add the step's raw reward; on ``done``, close the episode."""
         s = ctx.state
-        # The window describes the current iteration: restart it when the
-        # iteration moved on (a hook can only update step state here).
-        current = s.window_iteration == ctx.iteration_count
+        # The window describes the episodes since the last logged iteration:
+        # restart it when a new logging period began (a hook can only update
+        # step state here).
+        every = self.iterations_between_logs(ctx.algorithm)
+        start = (ctx.iteration_count // every) * every
+        current = s.window_iteration == start
         episodes = jnp.where(current, s.window_episodes, 0)
         return_sum = jnp.where(current, s.window_return_sum, 0.0)
         length_sum = jnp.where(current, s.window_length_sum, 0)
@@ -365,7 +387,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             episode_length=jnp.where(done, 0, length),
             return_ema=jnp.where(done, return_ema, s.return_ema),
             length_ema=jnp.where(done, length_ema, s.length_ema),
-            window_iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
+            window_iteration=jnp.asarray(start, jnp.int32),
             window_episodes=episodes + done.astype(jnp.int32),
             window_return_sum=return_sum + jnp.where(done, ret, 0.0),
             window_return_min=jnp.where(done, jnp.minimum(return_min, ret), return_min),
@@ -420,7 +442,8 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         algorithm = ctx.algorithm
         last = algorithm.num_iterations(ctx.total_timesteps)
         iteration = ctx.iteration_count
-        due = jnp.logical_or(iteration % self.log_every == 0, iteration == last)
+        every = self.iterations_between_logs(algorithm)
+        due = jnp.logical_or(iteration % every == 0, iteration == last)
         # A vmapped run that stopped early still evaluates the loop body while
         # the others go on; it is not active and logs nothing.
         should_log = jnp.logical_and(due, ctx.active)
@@ -434,8 +457,12 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         )
         count = state.count + should_log.astype(jnp.int32)
         size = jax.tree.leaves(pending)[0].shape[0]
+        # Sent when the buffer is full, at the last iteration, and at the
+        # algorithm's periodic host call, so records arrive while training.
+        periodic = iteration % algorithm.host_call_every == 0
         send = jnp.logical_and(
-            count > 0, jnp.logical_or(count == size, iteration == last)
+            count > 0,
+            jnp.logical_or(jnp.logical_or(count == size, iteration == last), periodic),
         )
         token = host_call(
             _host_send,
@@ -452,7 +479,8 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
     ) -> IterationRecord:
         """This iteration's record."""
         st = ctx.step_state
-        current = st.window_iteration == ctx.iteration_count - 1
+        every = self.iterations_between_logs(ctx.algorithm)
+        current = st.window_iteration == ((ctx.iteration_count - 1) // every) * every
         episodes_per_env = jnp.where(current, st.window_episodes, 0)
         episodes = jnp.sum(episodes_per_env)
         denom = jnp.maximum(episodes, 1).astype(jnp.float32)
