@@ -18,7 +18,7 @@ from jaxtyping import Array, Bool, Int, PRNGKeyArray
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lerax.algorithm import A2C, PPO, AbstractAlgorithm
+from lerax.algorithm import A2C, DQN, PPO, SAC, TD3, AbstractAlgorithm
 from lerax.callback import (
     AbstractCallback,
     CallbackList,
@@ -33,8 +33,14 @@ from lerax.callback import (
     TensorBoardBackend,
     WandbBackend,
 )
-from lerax.env import AbstractEnv, CartPole
-from lerax.policy import AbstractPolicy, MLPActorCriticPolicy
+from lerax.env import AbstractEnv, CartPole, Pendulum
+from lerax.policy import (
+    AbstractPolicy,
+    MLPActorCriticPolicy,
+    MLPDeterministicPolicy,
+    MLPQPolicy,
+    MLPSACPolicy,
+)
 
 from .logging_helpers import read_jsonl, read_wandb_run
 
@@ -56,7 +62,38 @@ def a2c() -> Case:
     return A2C(num_envs=2, num_steps=5), env, MLPActorCriticPolicy(env, key=jr.key(0))
 
 
-CASES: dict[str, Callable[[], Case]] = {"PPO": ppo, "A2C": a2c}
+def dqn() -> Case:
+    env = CartPole()
+    algo = DQN(
+        num_envs=2,
+        num_steps=4,
+        buffer_size=64,
+        learning_starts=8,
+        batch_size=8,
+        gradient_steps=2,
+    )
+    return algo, env, MLPQPolicy(env, key=jr.key(0), hidden_sizes=(16,))
+
+
+def sac() -> Case:
+    env = Pendulum()
+    algo = SAC(num_steps=4, buffer_size=64, learning_starts=4, batch_size=8)
+    return algo, env, MLPSACPolicy(env, key=jr.key(0), hidden_sizes=(16,))
+
+
+def td3() -> Case:
+    env = Pendulum()
+    algo = TD3(num_steps=4, buffer_size=64, learning_starts=4, batch_size=8)
+    return algo, env, MLPDeterministicPolicy(env, key=jr.key(0), hidden_sizes=(16,))
+
+
+CASES: dict[str, Callable[[], Case]] = {
+    "PPO": ppo,
+    "A2C": a2c,
+    "DQN": dqn,
+    "SAC": sac,
+    "TD3": td3,
+}
 
 
 def parameters(policy: Any) -> list[np.ndarray[Any, Any]]:
@@ -110,13 +147,17 @@ def test_every_builtin_callback_runs_with_the_algorithm(
             callback=CallbackList(logger, bar, EmptyCallback()),
         )
 
-    # Nothing that is learned changes with callbacks that do not stop training.
+    # Nothing that is learned changes with callbacks that do not stop training
+    # (SAC: see test_sac_learns_bitwise_the_same_with_a_logger).
     for result in (empty, logged):
         assert int(result.iterations) == ITERATIONS
         for a, b in zip(
             parameters(plain.policy), parameters(result.policy), strict=True
         ):
-            np.testing.assert_array_equal(a, b)
+            if name == "SAC":
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+            else:
+                np.testing.assert_array_equal(a, b)
 
     # Every backend got every iteration with the algorithm's training log.
     train_keys = {f"train/{k}" for k in algo.initial_training_log()}
@@ -196,3 +237,22 @@ def test_a_stopped_seed_keeps_its_counters_and_its_hooks_see_them(name: str) -> 
     assert run0 == [(0, False, 2, 2 * per)] * 2 + [(0, True, 1, per)]
     run1 = sorted(s for s in SEEN if s[0] == 1)
     assert run1 == [(1, True, i, i * per) for i in (1, 2, 3)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: with a LoggingCallback in the program, SAC's parameters "
+    "differ from a run without it in the last bit of a few values (XLA "
+    "compiles the update differently; need_log alone does not do it)",
+)
+def test_sac_learns_bitwise_the_same_with_a_logger(tmp_path: Path) -> None:
+    algo, env, policy = sac()
+    total = ITERATIONS * algo.steps_per_iteration
+    plain = algo.train(env, policy, total, key=jr.key(1))
+    reader = algo.train(env, policy, total, key=jr.key(1), callback=[EmptyCallback()])
+    for a, b in zip(parameters(plain.policy), parameters(reader.policy), strict=True):
+        np.testing.assert_array_equal(a, b)  # a callback reading the log: same
+    with LoggingCallback([JSONLBackend(tmp_path / "log.jsonl")], log_every=1) as log:
+        logged = algo.train(env, policy, total, key=jr.key(1), callback=log)
+    for a, b in zip(parameters(plain.policy), parameters(logged.policy), strict=True):
+        np.testing.assert_array_equal(a, b)

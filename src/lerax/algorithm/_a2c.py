@@ -21,6 +21,7 @@ from ._hyper import (
     UNIT,
     Interval,
     check_flags,
+    check_sizes,
     hyperparameters,
 )
 from ._rollout import Rollout
@@ -121,11 +122,7 @@ class A2C(AbstractAlgorithm[ActorCritic, A2CState]):
         anneal_lr: bool = False,
         normalize_advantages: bool = False,
     ):
-        for name, value in (("num_envs", num_envs), ("num_steps", num_steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"A2C: {name} must be a positive int, got {name}={value!r}"
-                )
+        check_sizes("A2C", num_envs=num_envs, num_steps=num_steps)
         check_flags(
             "A2C", anneal_lr=anneal_lr, normalize_advantages=normalize_advantages
         )

@@ -56,6 +56,10 @@ UNIT = Interval(0.0, 1.0, True, True)
 """In ``[0, 1]``."""
 POSITIVE_OR_INF = Interval(0.0, math.inf, False, True)
 """Positive; ``inf`` allowed (it means "no limit")."""
+UNIT_OPEN_LOW = Interval(0.0, 1.0, False, True)
+"""In ``(0, 1]`` (e.g. a target update's step: 0 would never move it)."""
+FINITE = Interval(-math.inf, math.inf, False, False)
+"""Any finite real (e.g. a target entropy)."""
 
 
 def hyperparameter(
@@ -108,6 +112,16 @@ def check_flags(owner: str, **flags: object) -> None:
             raise TypeError(
                 f"{owner}: {name} must be a bool (it is static: it chooses code), "
                 f"got {name}={flag!r}"
+            )
+
+
+def check_sizes(owner: str, **sizes: object) -> None:
+    """Raise ``ValueError`` naming the size unless each of ``sizes`` is a
+    positive Python int (sizes are static: they choose shapes)."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"{owner}: {name} must be a positive int, got {name}={value!r}"
             )
 
 

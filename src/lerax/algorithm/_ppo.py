@@ -23,6 +23,7 @@ from ._hyper import (
     UNIT,
     Interval,
     check_flags,
+    check_sizes,
     hyperparameters,
 )
 from ._optim import current_learning_rate
@@ -148,17 +149,13 @@ class PPO(AbstractAlgorithm[ActorCritic, PPOState]):
         anneal_lr: bool = True,
         normalize_advantages: bool = True,
     ):
-        sizes = {
-            "num_envs": num_envs,
-            "num_steps": num_steps,
-            "num_epochs": num_epochs,
-            "num_minibatches": num_minibatches,
-        }
-        for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"PPO: {name} must be a positive int, got {name}={value!r}"
-                )
+        check_sizes(
+            "PPO",
+            num_envs=num_envs,
+            num_steps=num_steps,
+            num_epochs=num_epochs,
+            num_minibatches=num_minibatches,
+        )
         batch = num_envs * num_steps
         if batch % num_minibatches != 0:
             raise ValueError(
