@@ -1,7 +1,7 @@
 """Hyperparameter sweeps in one program: float hyperparameters are array
 leaves, validated at construction when concrete and in the program when traced."""
 
-from typing import Any, final
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -9,17 +9,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float
 
 from lerax.algorithm import A2C, PPO
-from lerax.callback import (
-    AbstractCallback,
-    EmptyCallbackState,
-    EmptyCallbackStepState,
-    IterationContext,
-)
 from lerax.env import CartPole
 from lerax.policy import MLPActorCriticPolicy
+
+from .offpolicy_helpers import StopAt
 
 ENV = CartPole()
 POLICY = MLPActorCriticPolicy(ENV, key=jr.key(0))
@@ -31,22 +27,6 @@ def small_ppo(**floats: Any) -> PPO:
 
 LEARNING_RATES = jnp.array([1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 3e-2])
 GAMMAS = jnp.array([0.5, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 1.0])
-
-
-@final
-class StopAt(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
-    """Stops once ``iterations`` iterations have run (an array field: one
-    threshold per member of a sweep)."""
-
-    iterations: Int[Array, ""]
-
-    def continue_training(
-        self,
-        ctx: IterationContext[EmptyCallbackState, EmptyCallbackStepState],
-        *,
-        key: PRNGKeyArray,
-    ) -> Bool[Array, ""]:
-        return ctx.iteration_count < self.iterations
 
 
 def parameters(policy: Any) -> list[np.ndarray[Any, Any]]:
