@@ -24,6 +24,7 @@ from ._hyper import (
     check_sizes,
     hyperparameters,
 )
+from ._optim import current_learning_rate
 from ._rollout import Rollout
 
 ActorCritic = AbstractActorCriticPolicy[Any, Any]
@@ -255,7 +256,6 @@ class A2C(AbstractAlgorithm[ActorCritic, A2CState]):
         explained = jnp.where(
             variance > 0, 1.0 - jnp.var(returns - values) / variance, jnp.nan
         )
-        rate = opt_state[1].hyperparams["learning_rate"]
         return (
             policy,
             new_state,
@@ -265,6 +265,6 @@ class A2C(AbstractAlgorithm[ActorCritic, A2CState]):
                 "value_loss": value_loss,
                 "entropy": entropy_mean,
                 "explained_variance": explained,
-                "learning_rate": jnp.asarray(rate, jnp.float32),
+                "learning_rate": current_learning_rate(opt_state),
             },
         )

@@ -12,6 +12,7 @@ inside the program, when training starts.
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -37,11 +38,15 @@ class Interval:
         return f"in {left}{_show(self.low)}, {_show(self.high)}{right}"
 
     def contains(self, x: Float[ArrayLike, "*batch"]) -> Bool[Array, "*batch"]:
-        """Elementwise membership (false for NaN)."""
-        x = jnp.asarray(x, jnp.float32)
+        """Elementwise membership (false for NaN), staged into the program."""
+        return jnp.asarray(self._inside(jnp.asarray(x, jnp.float32)))
+
+    def _inside(self, x: Any) -> Any:
+        """Membership with ``x``'s own operators: NumPy for concrete values
+        (nothing staged into a trace), jnp for traced ones."""
         above = x >= self.low if self.low_closed else x > self.low
         below = x <= self.high if self.high_closed else x < self.high
-        return jnp.logical_and(above, below)
+        return above & below
 
 
 def _show(v: float) -> str:
@@ -79,10 +84,7 @@ def hyperparameter(
         return array  # traced: checked in the program (checked_in_program)
     # NumPy, not jnp: under a trace (e.g. an algorithm built inside
     # `jax.jit`) jnp would stage even constant work into the program.
-    low, high = allowed.low, allowed.high
-    above = concrete >= low if allowed.low_closed else concrete > low
-    below = concrete <= high if allowed.high_closed else concrete < high
-    inside = np.logical_and(above, below)
+    inside = np.asarray(allowed._inside(concrete))
     if not inside.all():
         bad = concrete if concrete.ndim == 0 else concrete[~inside]
         raise ValueError(

@@ -400,22 +400,17 @@ def _train(
     # configuration) stays outside the compiled loop.
     carry, static = eqx.partition(state, eqx.is_array)
 
-    def running(s: TrainState[Any, Any, Any, Any]) -> Bool[Array, ""]:
-        return jnp.logical_and(
-            s.status.code == StopReason.COMPLETED, s.iteration < num_iterations
-        )
-
     def cond(carry: PyTree) -> Bool[Array, ""]:
         # Unbatched under vmap (the loop runs while any run is active; the
         # body keeps stopped runs as they were), so the body may make host
         # calls, which JAX refuses in a loop with a batched predicate.
-        return any_run(running(eqx.combine(carry, static)))
+        return any_run(eqx.combine(carry, static).running)
 
     def body(old: PyTree) -> PyTree:
         s: TrainState[Any, Any, Any, Any] = eqx.combine(old, static)
         # Under vmap the loop runs until every run stops; a stopped run's body
         # still executes (its results are discarded), so hooks are told.
-        active = running(s)
+        active = s.running
         keys = jr.split(s.key, _ITERATION_KEYS + num_steps * num_envs * _STEP_KEYS)
         loop_key, k_update, k_cb_iter, k_cb_continue = keys[:_ITERATION_KEYS]
         step_keys = keys[_ITERATION_KEYS:].reshape(num_steps, num_envs, _STEP_KEYS)
