@@ -12,6 +12,7 @@ import pytest
 
 from lerax.algorithm import (
     A2C,
+    PPO,
     A2CState,
     Rollout,
     generalized_advantage_estimate,
@@ -19,7 +20,7 @@ from lerax.algorithm import (
 )
 from lerax.env import CartPole
 from lerax.evaluation import evaluate_policy
-from lerax.policy import MLPActorCriticPolicy
+from lerax.policy import MLPActorCriticPolicy, MLPQPolicy
 
 ENV = CartPole()
 POLICY = MLPActorCriticPolicy(ENV, key=jr.key(0))
@@ -160,3 +161,18 @@ def test_a2c_learns_cartpole_deterministically_and_per_seed_under_vmap() -> None
 def test_bad_configuration(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         A2C(**kwargs)
+
+
+@pytest.mark.parametrize("make", [A2C, PPO], ids=["A2C", "PPO"])
+def test_on_policy_algorithms_reject_a_policy_of_another_kind(make: Any) -> None:
+    """A Q-policy given to PPO or A2C is named in a TypeError before tracing
+    (not an AttributeError from inside the update)."""
+    with pytest.raises(
+        TypeError,
+        match=rf"{make.__name__}: policy must be an instance of "
+        r"AbstractActorCriticPolicy \(e.g. MLPActorCriticPolicy\), got policy of "
+        r"type MLPQPolicy",
+    ):
+        make(num_envs=2, num_steps=4).train(
+            ENV, MLPQPolicy(ENV, key=jr.key(0)), 8, key=jr.key(1)
+        )

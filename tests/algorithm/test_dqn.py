@@ -401,8 +401,8 @@ def test_box_actions_and_other_policies_are_rejected() -> None:
         )
     with pytest.raises(
         TypeError,
-        match=r"DQN: policy must be an AbstractQPolicy \(e.g. MLPQPolicy\), got "
-        r"policy=MLPActorCriticPolicy",
+        match=r"DQN: policy must be an instance of AbstractQPolicy \(e.g. MLPQPolicy\), "
+        r"got policy of type MLPActorCriticPolicy",
     ):
         small_dqn().train(
             ENV, MLPActorCriticPolicy(ENV, key=jr.key(0)), 40, key=jr.key(1)

@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, Shaped
 
 from .._custom_types import ArrayTree, Key, OptState
 from ..env import AbstractEnv
-from ..policy import AbstractActorCriticPolicy
+from ..policy import AbstractActorCriticPolicy, AbstractPolicy
 from ._base import AbstractAlgorithm
 from ._gae import generalized_advantage_estimate, next_state_values
 from ._hyper import (
@@ -23,6 +23,7 @@ from ._hyper import (
     check_flags,
     check_sizes,
     hyperparameters,
+    policy_kind_error,
 )
 from ._optim import current_learning_rate
 from ._rollout import Rollout
@@ -171,11 +172,20 @@ class A2C(AbstractAlgorithm[ActorCritic, A2CState]):
     def init_state(
         self,
         env: AbstractEnv[Any, Any, Any],
-        policy: ActorCritic,
+        policy: AbstractPolicy[Any, Any],
         num_iterations: int,
         *,
         key: Key,
     ) -> A2CState:
+        """The optimizer initialised on the policy's parameters.
+
+        Raises:
+            TypeError: ``policy`` is not an ``AbstractActorCriticPolicy``.
+        """
+        if not isinstance(policy, AbstractActorCriticPolicy):
+            raise policy_kind_error(
+                "A2C", policy, AbstractActorCriticPolicy, "MLPActorCriticPolicy"
+            )
         params = eqx.filter(policy, eqx.is_inexact_array)
         return A2CState(self.optimizer(num_iterations).init(params), num_iterations)
 

@@ -25,6 +25,7 @@ from ._hyper import (
     check_flags,
     check_sizes,
     hyperparameters,
+    policy_kind_error,
 )
 from ._offpolicy import (
     adam,
@@ -299,10 +300,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
                 "one of finitely many actions"
             )
         if not isinstance(policy, AbstractQPolicy):
-            raise TypeError(
-                f"DQN: policy must be an AbstractQPolicy (e.g. MLPQPolicy), got "
-                f"policy={policy.name}"
-            )
+            raise policy_kind_error("DQN", policy, AbstractQPolicy, "MLPQPolicy")
         total_timesteps = num_iterations * self.steps_per_iteration
         if self.learning_starts > total_timesteps:
             raise ValueError(

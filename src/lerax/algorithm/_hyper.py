@@ -144,3 +144,16 @@ def checked_in_program(
         )
         for name, value in values.items()
     }
+
+
+def policy_kind_error(
+    owner: str, policy: object, kind: type[Any], example: str
+) -> TypeError:
+    """The error for an algorithm given a policy that is not a ``kind``
+    (raised before tracing, rather than an ``AttributeError`` inside the
+    update): ``if not isinstance(policy, kind): raise policy_kind_error(...)``,
+    which also narrows ``policy`` for the type checkers."""
+    return TypeError(
+        f"{owner}: policy must be an instance of {kind.__name__} (e.g. {example}), got "
+        f"policy of type {type(policy).__name__}"
+    )

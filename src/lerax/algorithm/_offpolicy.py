@@ -87,15 +87,6 @@ def check_box_env(owner: str, env: AbstractEnv[Any, Any, Any]) -> Box:
     return space
 
 
-def check_policy_kind(owner: str, policy: object, kind: type, example: str) -> None:
-    """Raise ``TypeError`` unless ``policy`` is a ``kind``."""
-    if not isinstance(policy, kind):
-        raise TypeError(
-            f"{owner}: policy must be an instance of {kind.__name__} (e.g. {example}), got "
-            f"policy of type {type(policy).__name__}"
-        )
-
-
 def check_run_length(
     owner: str, learning_starts: int, num_iterations: int, steps_per_iteration: int
 ) -> None:

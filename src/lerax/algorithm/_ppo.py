@@ -13,7 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Shaped
 
 from .._custom_types import ArrayTree, Key, OptState
 from ..env import AbstractEnv
-from ..policy import AbstractActorCriticPolicy
+from ..policy import AbstractActorCriticPolicy, AbstractPolicy
 from ._base import AbstractAlgorithm
 from ._gae import generalized_advantage_estimate, next_state_values
 from ._hyper import (
@@ -25,6 +25,7 @@ from ._hyper import (
     check_flags,
     check_sizes,
     hyperparameters,
+    policy_kind_error,
 )
 from ._optim import current_learning_rate
 from ._rollout import Rollout
@@ -214,13 +215,21 @@ class PPO(AbstractAlgorithm[ActorCritic, PPOState]):
     def init_state(
         self,
         env: AbstractEnv[Any, Any, Any],
-        policy: ActorCritic,
+        policy: AbstractPolicy[Any, Any],
         num_iterations: int,
         *,
         key: Key,
     ) -> PPOState:
         """The optimizer initialised on the policy's parameters as one flat
-        vector, which is what [`update`][lerax.algorithm.PPO.update] optimises."""
+        vector, which is what [`update`][lerax.algorithm.PPO.update] optimises.
+
+        Raises:
+            TypeError: ``policy`` is not an ``AbstractActorCriticPolicy``.
+        """
+        if not isinstance(policy, AbstractActorCriticPolicy):
+            raise policy_kind_error(
+                "PPO", policy, AbstractActorCriticPolicy, "MLPActorCriticPolicy"
+            )
         params, _, _ = _flat_parameters(policy)
         opt_state = self.optimizer(num_iterations).init(params)
         return PPOState(opt_state=opt_state, num_iterations=num_iterations)

@@ -22,13 +22,13 @@ from ._hyper import (
     Interval,
     check_sizes,
     hyperparameters,
+    policy_kind_error,
 )
 from ._offpolicy import (
     adam,
     apply_adam,
     box_action,
     check_box_env,
-    check_policy_kind,
     check_replay,
     check_run_length,
     empty_buffer,
@@ -266,8 +266,8 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
                 anything compiles.
         """
         check_box_env("SAC", env)
-        check_policy_kind("SAC", policy, AbstractSACPolicy, "MLPSACPolicy")
-        assert isinstance(policy, AbstractSACPolicy)
+        if not isinstance(policy, AbstractSACPolicy):
+            raise policy_kind_error("SAC", policy, AbstractSACPolicy, "MLPSACPolicy")
         check_run_length(
             "SAC", self.learning_starts, num_iterations, self.steps_per_iteration
         )

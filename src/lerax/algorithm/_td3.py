@@ -22,13 +22,13 @@ from ._hyper import (
     Interval,
     check_sizes,
     hyperparameters,
+    policy_kind_error,
 )
 from ._offpolicy import (
     adam,
     apply_adam,
     box_action,
     check_box_env,
-    check_policy_kind,
     check_replay,
     check_run_length,
     empty_buffer,
@@ -280,8 +280,10 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
                 anything compiles.
         """
         check_box_env("TD3", env)
-        check_policy_kind("TD3", policy, AbstractTD3Policy, "MLPDeterministicPolicy")
-        assert isinstance(policy, AbstractTD3Policy)
+        if not isinstance(policy, AbstractTD3Policy):
+            raise policy_kind_error(
+                "TD3", policy, AbstractTD3Policy, "MLPDeterministicPolicy"
+            )
         check_run_length(
             "TD3", self.learning_starts, num_iterations, self.steps_per_iteration
         )
