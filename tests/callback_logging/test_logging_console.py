@@ -2,14 +2,16 @@
 
 import io
 import re
+from typing import Any
 
 import jax.random as jr
 import pytest
 from rich.console import Console
 
-from lerax.callback import ConsoleBackend, LoggingCallback
+from lerax.algorithm import A2C, DQN, PPO, SAC, TD3
+from lerax.callback import ConsoleBackend, LoggingCallback, ProgressBarCallback
 
-from .logging_helpers import ALGO, ITERATIONS, TOTAL, train
+from .logging_helpers import ALGO, ENV, ITERATIONS, POLICY, TOTAL, train
 
 ESCAPE = "\x1b"
 
@@ -45,3 +47,56 @@ def test_live_display_on_a_terminal() -> None:
     for name in ("rollout/ep_return_ema", "train/loss", "time/iteration"):
         assert name in out  # the metrics table
     assert "step 128/512" not in out  # no plain lines
+
+
+@pytest.mark.parametrize(
+    ("algo", "iterations"),
+    [
+        # 2048 default steps over each default iteration's steps, rounded down.
+        (PPO(), 4),  # 4 envs x 128 steps = 512 per iteration
+        (A2C(), 51),  # 8 envs x 5 steps = 40
+        (DQN(), 204),  # 10 envs x 1 step = 10
+        (SAC(), 2048),  # 1 env x 1 step
+        (TD3(), 2048),
+    ],
+    ids=["PPO", "A2C", "DQN", "SAC", "TD3"],
+)
+def test_progress_bar_cadence_is_counted_in_environment_steps(
+    algo: Any, iterations: int
+) -> None:
+    assert ProgressBarCallback.DEFAULT_UPDATE_EVERY == 2048
+    assert ProgressBarCallback().iterations_between_updates(algo) == iterations
+    # Fewer steps than one iteration: every iteration.
+    assert ProgressBarCallback(update_every=1).iterations_between_updates(algo) == 1
+    per = algo.steps_per_iteration
+    every_third = ProgressBarCallback(update_every=3 * per + per // 2)
+    assert every_third.iterations_between_updates(algo) == 3
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_progress_bar_rejects_a_bad_update_every(bad: int) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"ProgressBarCallback: update_every must be a positive int "
+        rf"\(environment steps\) or None, got update_every={bad}",
+    ):
+        ProgressBarCallback(update_every=bad)
+
+
+def test_progress_bar_rejects_an_update_every_of_another_type() -> None:
+    # bool is an int to Python but not a step count; the runtime checker the
+    # suite runs under rejects other types before the constructor's own check.
+    with pytest.raises(TypeError, match=r"update_every=True"):
+        ProgressBarCallback(update_every=True)
+
+
+def test_progress_bar_with_a_sparse_cadence_still_ends_complete() -> None:
+    """Updated only every 4th iteration, the bar still shows every step at the
+    end (the last iteration and ``on_training_end`` always update it)."""
+    bars = io.StringIO()
+    progress = ProgressBarCallback(
+        console=Console(file=bars, width=100),
+        update_every=4 * ALGO.steps_per_iteration,
+    )
+    ALGO.train(ENV, POLICY, TOTAL, key=jr.key(0), callback=progress)
+    assert f"{TOTAL}/{TOTAL}" in bars.getvalue()

@@ -143,6 +143,9 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         target_update_interval: gradient steps between target updates.
         double_dqn: choose the next action with the online network (double
             DQN) instead of the target network.
+        anneal_lr: decay the learning rate linearly from ``learning_rate`` at
+            the first gradient step to 0 at the run's last (the final greedy
+            policy then changes little over the last iterations).
         learning_rate: Adam's learning rate.
         gamma: discount factor.
         tau: the target update's step, in ``(0, 1]`` (1: hard copy).
@@ -172,6 +175,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
     gradient_steps: int = eqx.field(static=True)
     target_update_interval: int = eqx.field(static=True)
     double_dqn: bool = eqx.field(static=True)
+    anneal_lr: bool = eqx.field(static=True)
     learning_rate: Float[Array, "*runs"]
     gamma: Float[Array, "*runs"]
     tau: Float[Array, "*runs"]
@@ -191,6 +195,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         gradient_steps: int = 5,
         target_update_interval: int = 5,
         double_dqn: bool = True,
+        anneal_lr: bool = False,
         learning_rate: float | Float[ArrayLike, "*runs"] = 1e-3,
         gamma: float | Float[ArrayLike, "*runs"] = 0.99,
         tau: float | Float[ArrayLike, "*runs"] = 0.02,
@@ -220,7 +225,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
                 f"{num_steps} = {num_envs * num_steps} transitions, more than "
                 f"buffer_size={buffer_size}; they must fit in the buffer"
             )
-        check_flags("DQN", double_dqn=double_dqn)
+        check_flags("DQN", double_dqn=double_dqn, anneal_lr=anneal_lr)
         self.num_envs = num_envs
         self.num_steps = num_steps
         self.buffer_size = buffer_size
@@ -229,6 +234,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         self.gradient_steps = gradient_steps
         self.target_update_interval = target_update_interval
         self.double_dqn = double_dqn
+        self.anneal_lr = anneal_lr
         floats = hyperparameters(
             "DQN",
             self.hyperparameter_ranges,
@@ -258,10 +264,25 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
             self.steps_per_iteration, self.gradient_steps, self.batch_size
         )
 
-    def optimizer(self) -> optax.GradientTransformation:
+    def total_gradient_steps(self, total_timesteps: int) -> int:
+        """The gradient steps of a run of ``total_timesteps`` environment
+        steps: ``gradient_steps`` in each iteration from the first after which
+        ``learning_starts`` steps have been collected."""
+        iterations = total_timesteps // self.steps_per_iteration
+        first = max(0, -(-self.learning_starts // self.steps_per_iteration) - 1)
+        return max(0, iterations - first) * self.gradient_steps
+
+    def optimizer(self, total_timesteps: int) -> optax.GradientTransformation:
         """Global-norm clipping at ``max_grad_norm``, then Adam with the
-        learning rate in its state."""
-        return adam(self.learning_rate, self.max_grad_norm)
+        learning rate (constant, or with ``anneal_lr`` decaying linearly to 0
+        over the run's [`total_gradient_steps`][lerax.algorithm.DQN.total_gradient_steps])
+        in its state."""
+        if not self.anneal_lr:
+            return adam(self.learning_rate, self.max_grad_norm)
+        schedule = optax.linear_schedule(
+            self.learning_rate, 0.0, max(1, self.total_gradient_steps(total_timesteps))
+        )
+        return adam(schedule, self.max_grad_norm)
 
     def epsilon(
         self, timestep: Int[ArrayLike, ""], total_timesteps: int
@@ -314,7 +335,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         buffer = empty_buffer(self.buffer_size, env, action, key)
         params = eqx.filter(policy, eqx.is_inexact_array)
         return DQNState(
-            opt_state=self.optimizer().init(params),
+            opt_state=self.optimizer(total_timesteps).init(params),
             target=policy,
             buffer=buffer,
             gradient_steps=jnp.zeros((), jnp.int32),
@@ -394,7 +415,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         buffer = add_rollout(state.buffer, rollout)
         params, static = eqx.partition(policy, eqx.is_inexact_array)
         target_params = eqx.filter(state.target, eqx.is_inexact_array)
-        optimizer = self.optimizer()
+        optimizer = self.optimizer(state.total_timesteps)
 
         def loss_fn(
             params: PyTree, target_params: PyTree, batch: Transition

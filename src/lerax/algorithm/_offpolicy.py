@@ -188,10 +188,12 @@ def host_call_every(
 
 
 def adam(
-    learning_rate: Float[Array, ""], max_grad_norm: Float[Array, ""] | None = None
+    learning_rate: Float[Array, ""] | optax.Schedule,
+    max_grad_norm: Float[Array, ""] | None = None,
 ) -> optax.GradientTransformation:
-    """Adam with the learning rate in its state (for the training log), after
-    global-norm clipping at ``max_grad_norm`` when given."""
+    """Adam with the learning rate (a value, or a schedule of the optimizer's
+    step count) in its state (for the training log), after global-norm
+    clipping at ``max_grad_norm`` when given."""
     inner = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
     if max_grad_norm is None:
         return inner

@@ -1,7 +1,7 @@
 """ProgressBarCallback: a standalone Rich progress bar of environment steps."""
 
 import threading
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -27,6 +27,7 @@ from ...env import AbstractEnv
 from ...policy import AbstractPolicy
 from .._base import AbstractCallback, EmptyCallbackStepState
 from .._context import IterationContext, ResetContext, TrainingContext
+from .._types import AlgorithmInfo
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
@@ -52,7 +53,8 @@ _IterCtx = IterationContext[ProgressState, EmptyCallbackStepState, AnyEnv, AnyPo
 @final
 class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState]):
     """A Rich progress bar of environment steps (done/total, steps per second,
-    elapsed time, ETA), updated after every iteration.
+    elapsed time, ETA), updated about every ``update_every`` environment steps
+    and at the last iteration.
 
     Under ``eqx.filter_vmap`` over seeds it shows one bar per run (``run 0``,
     ``run 1``, ...), or with ``aggregate=True`` one bar of the steps of all
@@ -70,9 +72,26 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
             close.
         description: the label of a single run's (or the aggregated) bar.
         aggregate: under vmap, show one bar for all runs instead of one per run.
+        update_every: update the bar about every this many environment steps,
+            over all environments of a run (converted to ``max(1,
+            update_every // steps_per_iteration)`` iterations; always the last
+            one); ``None`` for
+            [`DEFAULT_UPDATE_EVERY`][lerax.callback.logging.ProgressBarCallback.DEFAULT_UPDATE_EVERY].
+
+    Raises:
+        TypeError: if ``description`` is not a str, ``aggregate`` not a bool
+            or ``update_every`` not an int or ``None``.
+        ValueError: if ``update_every`` is less than 1.
     """
 
+    DEFAULT_UPDATE_EVERY: ClassVar[int] = 2048
+    """Environment steps between updates when ``update_every`` is ``None``:
+    the cadence of [`LoggingCallback`][lerax.callback.logging.LoggingCallback]'s
+    default, counted in steps so that it costs little with every algorithm's
+    defaults (one host call per update; BENCHMARKS.md)."""
+
     progress_id: Int[Array, ""]
+    update_every: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -80,6 +99,7 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
         console: Console | None = None,
         description: str = "training",
         aggregate: bool = False,
+        update_every: int | None = None,
     ):
         if not isinstance(description, str):
             raise TypeError(
@@ -91,9 +111,29 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
                 "ProgressBarCallback: aggregate must be a bool, got "
                 f"aggregate={aggregate!r}"
             )
+        if update_every is not None and (
+            isinstance(update_every, bool) or not isinstance(update_every, int)
+        ):
+            raise TypeError(
+                "ProgressBarCallback: update_every must be an int (environment "
+                f"steps) or None, got update_every={update_every!r}"
+            )
+        if update_every is not None and update_every < 1:
+            raise ValueError(
+                "ProgressBarCallback: update_every must be a positive int "
+                f"(environment steps) or None, got update_every={update_every!r}"
+            )
+        self.update_every = (
+            self.DEFAULT_UPDATE_EVERY if update_every is None else update_every
+        )
         self.progress_id = jnp.asarray(
             register(_HostProgress(console, description, aggregate)), jnp.int32
         )
+
+    def iterations_between_updates(self, algorithm: AlgorithmInfo) -> int:
+        """``update_every`` environment steps in whole iterations of
+        ``algorithm`` (at least one)."""
+        return max(1, self.update_every // algorithm.steps_per_iteration)
 
     def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> ProgressState:
         """A fresh token for this run's chain of host calls."""
@@ -111,13 +151,13 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
         return ProgressState(token)
 
     def on_iteration(self, ctx: _IterCtx, *, key: Key) -> ProgressState:
-        """Advance this run's bar, every ``algorithm.host_call_every``
-        iterations and at the last (a host call costs the program far more
-        than its work)."""
+        """Advance this run's bar every
+        [`iterations_between_updates`][lerax.callback.logging.ProgressBarCallback.iterations_between_updates]
+        iterations and at the last."""
         algorithm = ctx.algorithm
         iteration = ctx.iteration_count
         due = jnp.logical_or(
-            iteration % algorithm.host_call_every == 0,
+            iteration % self.iterations_between_updates(algorithm) == 0,
             iteration == algorithm.num_iterations(ctx.total_timesteps),
         )
         record = (self.progress_id, ctx.num_timesteps)
