@@ -118,6 +118,55 @@ def test_td_targets_and_loss_match_hand_computation(double: bool) -> None:
     np.testing.assert_allclose(np.asarray(grads.head.bias), expected, rtol=1e-5)
 
 
+def test_squared_error_loss_matches_hand_computation() -> None:
+    """``td_loss="mse"``: half the squared TD error (rejax's loss), gradient
+    the unclipped error."""
+    algo = DQN(td_loss="mse", gamma=0.9)
+    online, target = linear_q(*ONLINE), linear_q(*TARGET)
+    errors = np.array([1.0, 2.0, 0.5, 3.0]) - hand_td(True, 0.9)
+    loss, _ = algo.loss(online, target, BATCH)
+    assert float(loss) == pytest.approx((0.5 * errors**2).mean(), rel=1e-6)
+    grads = eqx.filter_grad(lambda p: algo.loss(p, target, BATCH)[0])(online)
+    actions = np.asarray(BATCH.actions)
+    expected = [errors[actions == a].sum() / 4 for a in (0, 1)]
+    np.testing.assert_allclose(np.asarray(grads.head.bias), expected, rtol=1e-5)
+
+
+def test_bad_td_loss_is_named() -> None:
+    with pytest.raises(
+        ValueError, match=r"DQN: td_loss must be 'huber' or 'mse', got td_loss='l1'"
+    ):
+        DQN(td_loss="l1")
+
+
+def test_annealed_learning_rate_reaches_zero_at_the_last_gradient_step() -> None:
+    """``anneal_lr``: the rate falls linearly over the run's gradient steps,
+    which start with the first iteration that has ``learning_starts`` steps."""
+    algo = small_dqn(anneal_lr=True, learning_rate=1e-3)
+    # 2 x 2 = 4 steps per iteration; learning_starts 8: iterations 1.. learn
+    # (0-based; iteration 1 ends with 8 steps collected), so 10 iterations
+    # hold 9 learning ones of 2 gradient steps.
+    assert algo.total_gradient_steps(40) == 18
+    assert small_dqn(learning_starts=0).total_gradient_steps(40) == 20
+    assert small_dqn(learning_starts=9).total_gradient_steps(40) == 16
+
+    def last_rate(algo: DQN, stop: int) -> float:
+        # A callback makes the loop compute the training log; StopAt ends the
+        # 10-iteration run early (the schedule stays that of the whole run).
+        callback = StopAt(jnp.asarray(stop))
+        result = algo.train(
+            ENV, linear_q(*ONLINE), 40, key=jr.key(3), callback=callback
+        )
+        return float(result.train_state.training_log["learning_rate"])
+
+    # The log reports the rate of the iteration's last gradient step, the
+    # schedule at that step's count (from 0): after 3 iterations, of which 2
+    # learned, the 4th step's, count 3.
+    assert last_rate(algo, 3) == pytest.approx(1e-3 * (1 - 3 / 18), rel=1e-5)
+    assert last_rate(algo, 10) == pytest.approx(1e-3 * (1 - 17 / 18), rel=1e-5)
+    assert last_rate(small_dqn(learning_rate=1e-3), 10) == pytest.approx(1e-3)
+
+
 # ---------------------------------------------------------------- epsilon
 
 

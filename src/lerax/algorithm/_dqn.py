@@ -143,6 +143,8 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         target_update_interval: gradient steps between target updates.
         double_dqn: choose the next action with the online network (double
             DQN) instead of the target network.
+        td_loss: ``"huber"`` (delta 1; Stable-Baselines3, the Nature DQN) or
+            ``"mse"`` (half the squared error; rejax, CleanRL).
         anneal_lr: decay the learning rate linearly from ``learning_rate`` at
             the first gradient step to 0 at the run's last (the final greedy
             policy then changes little over the last iterations).
@@ -175,6 +177,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
     gradient_steps: int = eqx.field(static=True)
     target_update_interval: int = eqx.field(static=True)
     double_dqn: bool = eqx.field(static=True)
+    td_loss: str = eqx.field(static=True)
     anneal_lr: bool = eqx.field(static=True)
     learning_rate: Float[Array, "*runs"]
     gamma: Float[Array, "*runs"]
@@ -195,6 +198,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         gradient_steps: int = 5,
         target_update_interval: int = 5,
         double_dqn: bool = True,
+        td_loss: str = "huber",
         anneal_lr: bool = False,
         learning_rate: float | Float[ArrayLike, "*runs"] = 1e-3,
         gamma: float | Float[ArrayLike, "*runs"] = 0.99,
@@ -226,6 +230,10 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
                 f"buffer_size={buffer_size}; they must fit in the buffer"
             )
         check_flags("DQN", double_dqn=double_dqn, anneal_lr=anneal_lr)
+        if td_loss not in ("huber", "mse"):
+            raise ValueError(
+                f"DQN: td_loss must be 'huber' or 'mse', got td_loss={td_loss!r}"
+            )
         self.num_envs = num_envs
         self.num_steps = num_steps
         self.buffer_size = buffer_size
@@ -235,6 +243,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         self.target_update_interval = target_update_interval
         self.double_dqn = double_dqn
         self.anneal_lr = anneal_lr
+        self.td_loss = td_loss
         floats = hyperparameters(
             "DQN",
             self.hyperparameter_ranges,
@@ -398,7 +407,11 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
             raise TypeError(f"DQN: action_space must be Discrete, got {space!r}")
         index = batch.actions.astype(jnp.int32) - jnp.asarray(space.start, jnp.int32)
         q_taken = jnp.take_along_axis(q, index[:, None], axis=-1)[:, 0]
-        return jnp.mean(optax.huber_loss(q_taken, targets, delta=1.0)), q_taken.mean()
+        if self.td_loss == "mse":
+            errors = optax.l2_loss(q_taken, targets)
+        else:
+            errors = optax.huber_loss(q_taken, targets, delta=1.0)
+        return jnp.mean(errors), q_taken.mean()
 
     def update(
         self,
