@@ -37,10 +37,11 @@ exact settings and a table of the settings that map one to one (``same`` or
   element, ``optax.clip``); truncation (rejax's ``done`` is ``terminated |
   truncated`` and does not bootstrap; Lerax bootstraps from the true final
   observation of a truncated episode, so every Pendulum episode end differs);
-  learning starts (rejax: the first iteration that begins after more than
-  ``fill_buffer`` steps, i.e. one or two iterations later than Lerax's
-  ``learning_starts``); the environments are Lerax's own and gymnax's
-  implementations of the same tasks.
+  learning starts (rejax updates from the first iteration that begins after
+  more than ``fill_buffer`` steps, two iterations later than Lerax, which
+  updates from the iteration whose steps reach ``learning_starts``); the
+  environments are Lerax's own and gymnax's implementations of the same
+  tasks.
 - DQN: loss (Lerax: Huber with delta 1; rejax: squared error ``optax.l2_loss``);
   rejax's ``target_update_freq: 200`` is commented out in the yaml, so both
   update the target by Polyak averaging (tau 0.02) once per iteration (Lerax:
@@ -77,6 +78,10 @@ jitted op and a key split):
    whole budgeted run. Lerax's call includes building the policy (eager; rejax
    initialises its networks inside ``train``); building the algorithm objects
    is outside both. The order of the libraries alternates between algorithms.
+   All algorithms share one process, so a later algorithm's first call finds
+   the eager operations an earlier one compiled (for Lerax, parts of building
+   the policy); ``--only NAME`` measures one algorithm in a process of its
+   own.
 2. Steady: the same compiled functions called ``--repeats`` more times,
    interleaved (A B, B A, ...), each with a new key; the median wall time,
    env steps/s (the run's environment steps over it), the ratio Lerax/rejax
