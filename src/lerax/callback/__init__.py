@@ -12,6 +12,8 @@ from ._context import StepContext as StepContext
 from ._context import TrainingContext as TrainingContext
 from ._empty import EmptyCallback as EmptyCallback
 from ._errors import CallbackStateError as CallbackStateError
+from ._hooks import HOOKS as HOOKS
+from ._hooks import not_a_hook as not_a_hook
 from ._list import CallbackLike as CallbackLike
 from ._list import CallbackList as CallbackList
 from ._types import AlgorithmInfo as AlgorithmInfo

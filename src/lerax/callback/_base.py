@@ -7,10 +7,12 @@ from typing import Any, Generic, Literal, TypeVar, cast, final
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Int
+from typing_extensions import override
 
 from .._custom_types import Key
 from ._context import IterationContext, ResetContext, StepContext, TrainingContext
 from ._errors import CallbackStateError
+from ._hooks import check_hook_names
 from ._types import EnvT, PolicyT, StateT, StepStateT
 
 
@@ -67,10 +69,25 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
     [`reset`][lerax.callback.AbstractCallback.reset] /
     [`step_reset`][lerax.callback.AbstractCallback.step_reset] produced.
 
+    A public method whose name starts with ``on_`` or is close to a hook's
+    (``on_steps``, ``continue_trainig``) but is not a hook raises ``TypeError``
+    when the class is defined, naming the closest hook, since the loop would
+    never call it; [`not_a_hook`][lerax.callback.not_a_hook] exempts a method on
+    purpose. Mark hooks with ``@override`` (``typing_extensions``) as well, so
+    that mypy (``enable_error_code = explicit-override``) and pyright check them
+    too.
+
     Hooks draw randomness only from their ``key``; the training loop gives
     callbacks a key stream of their own, so adding a callback never changes
     what is learned.
     """
+
+    @override
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Reject a public method that looks like a misspelt hook (it would
+        never be called): see [`not_a_hook`][lerax.callback.not_a_hook]."""
+        super().__init_subclass__(**kwargs)
+        check_hook_names(cls)
 
     def reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> StateT:
         """Create the iteration-level state, once before training.

@@ -7,7 +7,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Int
-from typing_extensions import TypeVar
+from typing_extensions import TypeVar, override
 
 from .._custom_types import Key
 from ..env import AbstractEnv
@@ -184,6 +184,7 @@ class CallbackList(
             )
         ]
 
+    @override
     def reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> ListStateT:
         states = tuple(
             call_reset(cb, ctx, key=k)
@@ -191,6 +192,7 @@ class CallbackList(
         )
         return cast(ListStateT, states)
 
+    @override
     def step_reset(
         self, ctx: ResetContext[EnvT, PolicyT], *, key: Key
     ) -> ListStepStateT:
@@ -200,6 +202,7 @@ class CallbackList(
         )
         return cast(ListStepStateT, states)
 
+    @override
     def on_step(
         self, ctx: StepContext[ListStepStateT, EnvT, PolicyT], *, key: Key
     ) -> ListStepStateT:
@@ -209,6 +212,7 @@ class CallbackList(
         )
         return cast(ListStepStateT, states)
 
+    @override
     def on_iteration(
         self,
         ctx: IterationContext[ListStateT, ListStepStateT, EnvT, PolicyT],
@@ -217,10 +221,12 @@ class CallbackList(
     ) -> ListStateT:
         return cast(ListStateT, tuple(self._each(call_on_iteration, ctx, key)))
 
+    @override
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """Every member's host ids, in order."""
         return tuple(i for cb in self.callbacks for i in cb.host_ids())
 
+    @override
     def continue_training(
         self,
         ctx: IterationContext[ListStateT, ListStepStateT, EnvT, PolicyT],
@@ -230,6 +236,7 @@ class CallbackList(
         flags = self._each(call_continue_training, ctx, key)
         return jnp.all(jnp.stack(flags))
 
+    @override
     def on_training_start(
         self,
         ctx: TrainingContext[ListStateT, ListStepStateT, EnvT, PolicyT],
@@ -238,6 +245,7 @@ class CallbackList(
     ) -> ListStateT:
         return cast(ListStateT, tuple(self._each(call_on_training_start, ctx, key)))
 
+    @override
     def on_training_end(
         self,
         ctx: TrainingContext[ListStateT, ListStepStateT, EnvT, PolicyT],

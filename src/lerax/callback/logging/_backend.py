@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, final
 
+from typing_extensions import override
+
 HParamValue = bool | int | float | str
 """A hyperparameter value: what every backend can record."""
 
@@ -199,6 +201,7 @@ class LoggingBackendError(RuntimeError):
         self.run_indices = run_indices
         self.iteration = iteration
 
+    @override
     def __str__(self) -> str:
         return str(self.args[0])
 

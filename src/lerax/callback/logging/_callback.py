@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
 from jaxtyping import Array, Bool, Float, Int
+from typing_extensions import override
 
 from ..._custom_types import Key
 from ..._host import (
@@ -313,6 +314,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
 
     # -- hooks ----------------------------------------------------------------
 
+    @override
     def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> LoggingState:
         """A fresh token for this run's chain of host calls and an empty
         buffer of records."""
@@ -333,6 +335,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         )
         return LoggingState(new_token(), pending, jnp.zeros((), jnp.int32))
 
+    @override
     def step_reset(
         self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key
     ) -> EpisodeStatistics:
@@ -352,6 +355,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             window_length_sum=zero_i,
         )
 
+    @override
     def on_step(
         self,
         ctx: StepContext[EpisodeStatistics, AnyEnv, AnyPolicy],
@@ -395,6 +399,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             window_length_sum=length_sum + jnp.where(done, length, 0),
         )
 
+    @override
     def on_training_start(
         self,
         ctx: TrainingContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
@@ -432,6 +437,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         )
         return LoggingState(token, ctx.state.pending, ctx.state.count)
 
+    @override
     def on_iteration(
         self,
         ctx: IterationContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
@@ -511,10 +517,12 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             scalars=scalars,
         )
 
+    @override
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """The logger's id: the loop asks whether it has failed."""
         return (self.logger_id,)
 
+    @override
     def continue_training(
         self,
         ctx: IterationContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
@@ -525,6 +533,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         token): the run stops, and its status says logging failed."""
         return ctx.state.token == 0
 
+    @override
     def on_training_end(
         self,
         ctx: TrainingContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],

@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typing_extensions import override
 
 from ._backend import AbstractLoggingBackend, HParamValue, RunInfo
 
@@ -71,6 +72,7 @@ class ConsoleBackend(AbstractLoggingBackend):
 
     # -- the backend interface ------------------------------------------------
 
+    @override
     def open(self, run: RunInfo) -> None:
         self._stop_live()
         console = self._given_console or Console()
@@ -103,9 +105,11 @@ class ConsoleBackend(AbstractLoggingBackend):
             )
             self._live.start()
 
+    @override
     def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
         """Not shown: the console shows progress and metrics only."""
 
+    @override
     def log_scalars(
         self, scalars: Mapping[str, float], step: int, run_index: int
     ) -> None:
@@ -123,6 +127,7 @@ class ConsoleBackend(AbstractLoggingBackend):
         line = _plain_line(scalars, done, run.total_timesteps, rate)
         self._print(_prefix(run_index, run.num_runs) + line)
 
+    @override
     def finish(self, run_index: int) -> None:
         run = self._opened()
         self._finished.add(run_index)
@@ -138,10 +143,12 @@ class ConsoleBackend(AbstractLoggingBackend):
             + f"done: {_fmt_count(steps)} steps, {elapsed:.1f} s"
         )
 
+    @override
     def flush(self) -> None:
         if self._console is not None and self._live is None:
             self._console.file.flush()
 
+    @override
     def close(self) -> None:
         self._stop_live()
 

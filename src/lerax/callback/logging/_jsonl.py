@@ -5,6 +5,8 @@ import os
 from collections.abc import Mapping
 from typing import IO, final
 
+from typing_extensions import override
+
 from ._backend import (
     AbstractLoggingBackend,
     HParamValue,
@@ -49,15 +51,18 @@ class JSONLBackend(AbstractLoggingBackend):
         self._file: IO[str] | None = None
         self._closed = False
 
+    @override
     def open(self, run: RunInfo) -> None:
         if self._closed:
             raise RuntimeError(f"JSONLBackend({self.path!r}) is closed")
         if self._file is None:
             self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
 
+    @override
     def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
         """Not recorded: the file holds metrics only."""
 
+    @override
     def log_scalars(
         self, scalars: Mapping[str, float], step: int, run_index: int
     ) -> None:
@@ -68,13 +73,16 @@ class JSONLBackend(AbstractLoggingBackend):
             record[key] = int(value) if key in _INTEGER_KEYS else value
         self._file.write(json.dumps(record) + "\n")
 
+    @override
     def finish(self, run_index: int) -> None:
         self.flush()
 
+    @override
     def flush(self) -> None:
         if self._file is not None:
             self._file.flush()
 
+    @override
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

@@ -20,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+from typing_extensions import override
 
 from ..._custom_types import Key
 from ..._host import host_call, lookup, new_token, register
@@ -135,10 +136,12 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
         ``algorithm`` (at least one)."""
         return max(1, self.update_every // algorithm.steps_per_iteration)
 
+    @override
     def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> ProgressState:
         """A fresh token for this run's chain of host calls."""
         return ProgressState(new_token())
 
+    @override
     def on_training_start(self, ctx: _Ctx, *, key: Key) -> ProgressState:
         """Show a bar for this run."""
         algorithm = ctx.algorithm
@@ -150,6 +153,7 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
         )
         return ProgressState(token)
 
+    @override
     def on_iteration(self, ctx: _IterCtx, *, key: Key) -> ProgressState:
         """Advance this run's bar every
         [`iterations_between_updates`][lerax.callback.logging.ProgressBarCallback.iterations_between_updates]
@@ -170,6 +174,7 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
         )
         return ProgressState(token)
 
+    @override
     def on_training_end(self, ctx: _Ctx, *, key: Key) -> ProgressState:
         """Complete this run's bar; close the display after the last run."""
         record = (self.progress_id, ctx.num_timesteps)
@@ -181,6 +186,7 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
 class _StepsPerSecondColumn(ProgressColumn):
     """Rich's speed estimate of a task, in environment steps per second."""
 
+    @override
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         if speed is None:

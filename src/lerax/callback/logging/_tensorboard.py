@@ -11,6 +11,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import hparams as hparams_summaries
+from typing_extensions import override
 
 from ._backend import (
     AbstractLoggingBackend,
@@ -66,6 +67,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
         self._closed = False
 
     @property
+    @override
     def location(self) -> str:
         """The log directory: ``log_dir``, or ``runs/<name>`` once chosen."""
         if self._base is not None:
@@ -80,6 +82,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
             return self._base
         return os.path.join(self._base, f"run_{run_index}")
 
+    @override
     def open(self, run: RunInfo) -> None:
         if self._closed:
             raise RuntimeError("TensorBoardBackend is closed")
@@ -104,12 +107,14 @@ class TensorBoardBackend(AbstractLoggingBackend):
             self._writers[run_index] = writer
         return writer
 
+    @override
     def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
         writer = self._writer(run_index)
         metrics = {name: math.nan for name in _HPARAM_METRICS}
         for summary in hparams_summaries(dict(hparams), metrics):
             writer.write_event(Event(wall_time=time.time(), summary=summary))
 
+    @override
     def log_scalars(
         self, scalars: Mapping[str, float], step: int, run_index: int
     ) -> None:
@@ -119,13 +124,16 @@ class TensorBoardBackend(AbstractLoggingBackend):
         event = Event(wall_time=time.time(), step=step, summary=Summary(value=values))
         self._writer(run_index).write_event(event)
 
+    @override
     def finish(self, run_index: int) -> None:
         """Nothing: the logger flushes at the end of every ``learn`` call."""
 
+    @override
     def flush(self) -> None:
         for writer in self._writers.values():
             writer.flush()
 
+    @override
     def close(self) -> None:
         """Close every event file (all of them, even after one fails; the
         first error is raised)."""

@@ -5,6 +5,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol, cast, final, runtime_checkable
 
+from typing_extensions import override
+
 from ._backend import AbstractLoggingBackend, HParamValue, RunInfo
 
 WandbMode = Literal["online", "offline", "disabled"]
@@ -84,6 +86,7 @@ class WandbBackend(AbstractLoggingBackend):
         self._run: RunInfo | None = None
         self._runs: dict[int, _WandbRun] = {}
 
+    @override
     def open(self, run: RunInfo) -> None:
         if self._run is None:
             self._run = run
@@ -112,20 +115,25 @@ class WandbBackend(AbstractLoggingBackend):
         self._runs[run_index] = created
         return created
 
+    @override
     def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:
         self._wandb_run(run_index, hparams)
 
+    @override
     def log_scalars(
         self, scalars: Mapping[str, float], step: int, run_index: int
     ) -> None:
         self._wandb_run(run_index, None).log(dict(scalars), step=step)
 
+    @override
     def finish(self, run_index: int) -> None:
         """Nothing: the W&B run stays open for a later ``learn`` call."""
 
+    @override
     def flush(self) -> None:
         """Nothing: wandb sends in the background; ``close`` waits for it."""
 
+    @override
     def close(self) -> None:
         for wandb_run in self._runs.values():
             wandb_run.finish()
