@@ -7,6 +7,7 @@ from . import buffer as buffer
 from . import callback as callback
 from . import distribution as distribution
 from . import env as env
+from . import errors as errors
 from . import evaluation as evaluation
 from . import policy as policy
 from . import space as space

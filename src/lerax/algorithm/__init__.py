@@ -1,5 +1,6 @@
 """Training algorithms; one loop in the base class owns every callback hook call."""
 
+from ..errors import TrainingInterrupted as TrainingInterrupted
 from ._a2c import A2C as A2C
 from ._a2c import A2CState as A2CState
 from ._base import AbstractAlgorithm as AbstractAlgorithm
@@ -16,7 +17,6 @@ from ._sac import SAC as SAC
 from ._sac import SACState as SACState
 from ._seeds import shard_seeds as shard_seeds
 from ._status import StopReason as StopReason
-from ._status import TrainingInterrupted as TrainingInterrupted
 from ._status import TrainStatus as TrainStatus
 from ._td3 import TD3 as TD3
 from ._td3 import TD3State as TD3State

@@ -1,5 +1,7 @@
-"""How a run ended: the stop status every training result carries, and the
-exception an eager call raises for an abnormal stop."""
+"""How a run ended: the stop status every training result carries (the
+exception an eager call raises for an abnormal stop,
+[`TrainingInterrupted`][lerax.errors.TrainingInterrupted], is defined in
+[`lerax.errors`][lerax.errors])."""
 
 import enum
 from typing import Any, final
@@ -7,6 +9,8 @@ from typing import Any, final
 import equinox as eqx
 import numpy as np
 from jaxtyping import Array, Bool, Int
+
+from ..errors import TrainingInterrupted as TrainingInterrupted
 
 
 class StopReason(enum.IntEnum):
@@ -50,19 +54,3 @@ class TrainStatus(eqx.Module):
         if codes.ndim == 0:
             return StopReason(int(codes))
         return np.vectorize(StopReason, otypes=[object])(codes).tolist()
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a training run that was called directly (eagerly).
-
-    A ``KeyboardInterrupt``, so code that does not know Lerax stops as it
-    would; ``result`` holds the [`TrainResult`][lerax.algorithm.TrainResult] up to
-    the iteration where training stopped.
-    """
-
-    def __init__(self, result: Any, iteration: int):
-        super().__init__(
-            f"training interrupted by Ctrl-C after {iteration} iteration(s); "
-            "the result so far is in this exception's `result`"
-        )
-        self.result = result

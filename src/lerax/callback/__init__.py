@@ -3,6 +3,8 @@
 
 from .._host import num_runs as num_runs
 from .._host import run_index as run_index
+from ..errors import CallbackStateError as CallbackStateError
+from ..errors import LoggingBackendError as LoggingBackendError
 from ._base import AbstractCallback as AbstractCallback
 from ._base import EmptyCallbackState as EmptyCallbackState
 from ._base import EmptyCallbackStepState as EmptyCallbackStepState
@@ -11,7 +13,6 @@ from ._context import ResetContext as ResetContext
 from ._context import StepContext as StepContext
 from ._context import TrainingContext as TrainingContext
 from ._empty import EmptyCallback as EmptyCallback
-from ._errors import CallbackStateError as CallbackStateError
 from ._hooks import HOOKS as HOOKS
 from ._hooks import not_a_hook as not_a_hook
 from ._list import CallbackLike as CallbackLike
@@ -23,7 +24,6 @@ from .logging import EpisodeStatistics as EpisodeStatistics
 from .logging import HParamValue as HParamValue
 from .logging import IterationRecord as IterationRecord
 from .logging import JSONLBackend as JSONLBackend
-from .logging import LoggingBackendError as LoggingBackendError
 from .logging import LoggingCallback as LoggingCallback
 from .logging import LoggingState as LoggingState
 from .logging import ProgressBarCallback as ProgressBarCallback

@@ -1,9 +1,23 @@
-"""Errors raised by the callback framework."""
+"""Errors raised by the callback framework (defined in
+[`lerax.errors`][lerax.errors]), and how a ``CallbackList`` names its member in
+them."""
+
+from ..errors import CallbackStateError as CallbackStateError
 
 
-class CallbackStateError(TypeError):
-    """A callback hook returned a state that breaks its declared contract.
-
-    Raised while tracing (never inside the compiled program): the message names
-    the callback class, the hook, the offending leaf path and what was expected.
-    """
+def in_member(
+    error: CallbackStateError, index: int, member: object
+) -> CallbackStateError:
+    """``error``, raised by ``member`` at position ``index`` of a
+    ``CallbackList``, as that list reports it: with ``index`` prepended to the
+    member path (so nested lists give the full path) and, for a member that is
+    not itself a list, its class."""
+    if error.member_path:
+        member_class = error.member_class
+    else:
+        member_class = type(member).__qualname__
+    return CallbackStateError(
+        error.detail,
+        member_path=(index, *error.member_path),
+        member_class=member_class,
+    )

@@ -1,7 +1,16 @@
 """CallbackList: run several callbacks as one."""
 
 from collections.abc import Sequence
-from typing import Any, Generic, Protocol, TypeAlias, cast, final, overload
+from typing import (
+    Any,
+    Generic,
+    Protocol,
+    TypeAlias,
+    cast,
+    final,
+    overload,
+    runtime_checkable,
+)
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -14,6 +23,7 @@ from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ._base import AbstractCallback
 from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._errors import CallbackStateError, in_member
 from ._invoke import (
     call_continue_training,
     call_on_iteration,
@@ -68,7 +78,11 @@ class CallbackList(
     forwarded to each member with its own slice of the state and its own key;
     ``continue_training`` is the logical AND of the members'. A Python list
     (``CallbackList([a, b])``) is accepted too, and nested lists are flattened.
-    Each member's returned states are validated like a top-level callback's.
+    Each member's returned states are validated like a top-level callback's;
+    a [`CallbackStateError`][lerax.errors.CallbackStateError] for a member
+    names its position and class (``CallbackList member 1 (Counter): ...``),
+    and for a member of a nested ``CallbackList`` the position in each list
+    (``member 2 > member 0``).
     """
 
     callbacks: tuple[AnyCallback, ...]
@@ -178,7 +192,7 @@ class CallbackList(
     def _each(self, call: "_MemberHook[R]", ctx: "CtxT", key: Key) -> list[R]:
         """Call one validated hook of every member on its own slice of ``ctx``."""
         return [
-            call(cb, _member(ctx, i), key=k)
+            _call_member(call, i, cb, _member(ctx, i), k)
             for i, (cb, k) in enumerate(
                 zip(self.callbacks, self._keys(key), strict=True)
             )
@@ -187,8 +201,10 @@ class CallbackList(
     @override
     def reset(self, ctx: ResetContext[EnvT, PolicyT], *, key: Key) -> ListStateT:
         states = tuple(
-            call_reset(cb, ctx, key=k)
-            for cb, k in zip(self.callbacks, self._keys(key), strict=True)
+            _call_member(call_reset, i, cb, ctx, k)
+            for i, (cb, k) in enumerate(
+                zip(self.callbacks, self._keys(key), strict=True)
+            )
         )
         return cast(ListStateT, states)
 
@@ -197,8 +213,10 @@ class CallbackList(
         self, ctx: ResetContext[EnvT, PolicyT], *, key: Key
     ) -> ListStepStateT:
         states = tuple(
-            call_step_reset(cb, ctx, key=k)
-            for cb, k in zip(self.callbacks, self._keys(key), strict=True)
+            _call_member(call_step_reset, i, cb, ctx, k)
+            for i, (cb, k) in enumerate(
+                zip(self.callbacks, self._keys(key), strict=True)
+            )
         )
         return cast(ListStepStateT, states)
 
@@ -207,8 +225,10 @@ class CallbackList(
         self, ctx: StepContext[ListStepStateT, EnvT, PolicyT], *, key: Key
     ) -> ListStepStateT:
         states = tuple(
-            call_on_step(cb, eqx.tree_at(lambda c: c.state, ctx, s), key=k)
-            for cb, s, k in zip(self.callbacks, ctx.state, self._keys(key), strict=True)
+            _call_member(call_on_step, i, cb, eqx.tree_at(lambda c: c.state, ctx, s), k)
+            for i, (cb, s, k) in enumerate(
+                zip(self.callbacks, ctx.state, self._keys(key), strict=True)
+            )
         )
         return cast(ListStepStateT, states)
 
@@ -260,10 +280,24 @@ CtxT = TypeVar(
 )
 
 
+@runtime_checkable  # so that the runtime type checker can check an argument
 class _MemberHook(Protocol[R_co]):
     """A validated hook call of ``_invoke`` (``call_on_iteration``, ...)."""
 
     def __call__(self, callback: AnyCallback, ctx: Any, *, key: Key) -> R_co: ...
+
+
+def _call_member(
+    call: _MemberHook[R], index: int, callback: AnyCallback, ctx: Any, key: Key
+) -> R:
+    """``call`` (a validated hook call) for member ``index``: a
+    [`CallbackStateError`][lerax.errors.CallbackStateError] it raises is raised
+    again naming the member's position and class, with the original as its
+    cause, so two members of one class are told apart."""
+    try:
+        return call(callback, ctx, key=key)
+    except CallbackStateError as err:
+        raise in_member(err, index, callback) from err
 
 
 def _member(ctx: CtxT, i: int) -> CtxT:

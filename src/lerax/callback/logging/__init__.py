@@ -5,9 +5,9 @@ its backends (console, TensorBoard, JSONL, Weights & Biases) and
 Also importable from [`lerax.callback`][lerax.callback].
 """
 
+from ...errors import LoggingBackendError as LoggingBackendError
 from ._backend import AbstractLoggingBackend as AbstractLoggingBackend
 from ._backend import HParamValue as HParamValue
-from ._backend import LoggingBackendError as LoggingBackendError
 from ._backend import RunInfo as RunInfo
 from ._callback import EpisodeStatistics as EpisodeStatistics
 from ._callback import IterationRecord as IterationRecord

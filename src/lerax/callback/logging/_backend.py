@@ -5,9 +5,9 @@ import abc
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any, final
+from typing import final
 
-from typing_extensions import override
+from ...errors import LoggingBackendError as LoggingBackendError
 
 HParamValue = bool | int | float | str
 """A hyperparameter value: what every backend can record."""
@@ -143,67 +143,6 @@ class AbstractLoggingBackend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Flush and release every resource; calling it twice is harmless."""
-
-
-@final
-class LoggingBackendError(RuntimeError):
-    """A logging backend failed: it raised, or a call to it did not return
-    within the logger's ``drain_timeout``.
-
-    The other backends keep receiving every record; the runs using the
-    logger stop at its next logged iteration (status ``LOGGING_FAILED``).
-    ``learn``/``train`` called directly raise the first failure with the
-    result attached;
-    [`LoggingCallback.close()`][lerax.callback.logging.LoggingCallback.close]
-    and leaving its ``with`` block raise it too, and
-    [`LoggingCallback.failure`][lerax.callback.logging.LoggingCallback.failure]
-    shows it without raising. The
-    message names the backend, where it writes, the method and the iteration;
-    the backend's own exception is ``__cause__`` (a ``TimeoutError`` for a
-    call that did not return). Where that exception is a
-    ``KeyboardInterrupt`` or ``SystemExit``, ``close()`` re-raises it as
-    itself, with a note naming the backend.
-
-    Attributes:
-        backend: the class name of the backend that failed
-            (``"TensorBoardBackend"``); ``"LoggingCallback"`` if the logger's
-            own writer failed.
-        location: where the backend writes (its
-            [`location`][lerax.callback.logging.AbstractLoggingBackend.location]), or
-            None.
-        method: the backend method that failed (``"open"``,
-            ``"log_hparams"``, ``"log_scalars"``, ``"finish"``, ``"flush"``,
-            ``"close"``).
-        run_indices: the runs the failed call concerned: the record's run for
-            ``log_hparams``, ``log_scalars`` and ``finish``; every run known
-            so far for the others.
-        iteration: the iteration (as logged in ``time/iteration``) of the
-            record being written, or None if the call wrote no record.
-        result: the ``TrainResult`` when ``train``/``learn`` raised this
-            error, else None.
-    """
-
-    result: Any = None
-
-    def __init__(
-        self,
-        message: str,
-        backend: str,
-        location: str | None,
-        method: str,
-        run_indices: tuple[int, ...],
-        iteration: int | None,
-    ):
-        super().__init__(message, backend, location, method, run_indices, iteration)
-        self.backend = backend
-        self.location = location
-        self.method = method
-        self.run_indices = run_indices
-        self.iteration = iteration
-
-    @override
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def check_writable_dir(owner: str, argument: str, path: str | os.PathLike[str]) -> str:

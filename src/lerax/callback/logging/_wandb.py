@@ -1,9 +1,13 @@
 """WandbBackend: Weights & Biases, one W&B run per training run."""
 
+import configparser
 import importlib
+import netrc
 import os
+import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol, cast, final, runtime_checkable
+from urllib.parse import urlsplit
 
 from typing_extensions import override
 
@@ -12,6 +16,9 @@ from ._backend import AbstractLoggingBackend, HParamValue, RunInfo
 WandbMode = Literal["online", "offline", "disabled"]
 
 _INSTALL_HINT = "WandbBackend needs wandb: pip install 'lerax[wandb]'"
+_DEFAULT_BASE_URL = "https://api.wandb.ai"
+_ONLINE_MODES = ("online", "run", "shared")
+"""wandb's modes that talk to the server (``run`` is wandb's old name for online)."""
 
 
 @runtime_checkable
@@ -47,6 +54,16 @@ class WandbBackend(AbstractLoggingBackend):
     wandb is an optional dependency: ``pip install 'lerax[wandb]'``. For tests or
     machines without network use ``mode="offline"`` (or ``WANDB_MODE=offline``).
 
+    Online, wandb needs an API key, and without one it would fail (or prompt)
+    only once training has started, from the logger's writer thread. So an
+    online backend checks at construction, without network, that a key is
+    configured where wandb looks for one: ``WANDB_API_KEY`` (or
+    ``WANDB_IDENTITY_TOKEN_FILE``), the netrc file (``NETRC``, ``~/.netrc``
+    or ``~/_netrc``) with an entry for the W&B host (``WANDB_BASE_URL``,
+    default ``api.wandb.ai``; ``wandb login`` writes it), or ``api_key`` in
+    wandb's settings file. Whether the key is valid is left to wandb. Offline
+    and disabled backends check nothing.
+
     Args:
         project: the W&B project (default: wandb's own default).
         group: the W&B group shared by the runs (default: the experiment name).
@@ -58,7 +75,11 @@ class WandbBackend(AbstractLoggingBackend):
 
     Raises:
         ImportError: if wandb is not installed (with the install hint).
-        ValueError: if ``mode`` is not one of the three.
+        ValueError: if ``mode`` is not one of the three, or if the backend
+            would run online (``mode="online"``, or ``mode=None`` with
+            neither ``WANDB_MODE`` nor wandb's settings file choosing another
+            mode) and no API key is configured; the message says how to log
+            in or to choose ``mode="offline"``.
     """
 
     def __init__(
@@ -77,6 +98,7 @@ class WandbBackend(AbstractLoggingBackend):
                 f"got mode={mode!r}"
             )
         self._init = _wandb_init()
+        _check_api_key(mode)
         self.project = project
         self.group = group
         self.entity = entity
@@ -138,3 +160,92 @@ class WandbBackend(AbstractLoggingBackend):
         for wandb_run in self._runs.values():
             wandb_run.finish()
         self._runs.clear()
+
+
+def _check_api_key(mode: WandbMode | None) -> None:
+    """Raise ``ValueError`` if wandb would run online without an API key.
+
+    Reads only the environment and local files, never the network: the netrc
+    file and wandb's settings files, the global one (``WANDB_CONFIG_DIR`` or
+    ``~/.config/wandb``) and the workspace one (``wandb/settings`` under
+    ``WANDB_DIR`` or the working directory).
+    """
+    settings = _settings_files()
+    resolved, why = _resolved_mode(mode, settings)
+    if resolved not in _ONLINE_MODES:
+        return
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return
+    if settings.get("api_key"):
+        return
+    base_url = os.environ.get("WANDB_BASE_URL") or settings.get("base_url")
+    base_url = base_url or _DEFAULT_BASE_URL
+    host = urlsplit(base_url).netloc or base_url
+    path = _netrc_path()
+    if path is not None and _netrc_has(path, host):
+        return
+    if path is None:
+        netrc_text = "there is no ~/.netrc"
+    elif not path.is_file():
+        netrc_text = f"the netrc file {path} does not exist"
+    else:
+        netrc_text = f"the netrc file {path} has no password for {host}"
+    raise ValueError(
+        f"WandbBackend runs online ({why}) but no W&B API key is configured: "
+        f"WANDB_API_KEY is not set and {netrc_text}, so wandb would fail only "
+        "once training has started. Log in once with `wandb login` (or set "
+        "WANDB_API_KEY), or pass mode='offline' to log locally (upload later "
+        "with `wandb sync`) or mode='disabled' to log nothing."
+    )
+
+
+def _resolved_mode(
+    mode: WandbMode | None, settings: Mapping[str, str]
+) -> tuple[str, str]:
+    """The mode wandb will run in, and where it comes from (for the message)."""
+    if mode is not None:
+        return mode, f"mode={mode!r}"
+    if from_env := os.environ.get("WANDB_MODE"):
+        return from_env, f"mode=None and WANDB_MODE={from_env!r}"
+    if from_file := settings.get("mode"):
+        return from_file, f"mode=None and wandb's settings file sets mode={from_file!r}"
+    return "online", "mode=None, and wandb's default is online"
+
+
+def _settings_files() -> dict[str, str]:
+    """The ``[default]`` section of wandb's global and workspace settings files
+    (the workspace one wins); empty if there are none or they cannot be read."""
+    config_dir = os.environ.get("WANDB_CONFIG_DIR")
+    system = (
+        pathlib.Path(config_dir).expanduser() / "settings"
+        if config_dir
+        else pathlib.Path("~", ".config", "wandb", "settings").expanduser()
+    )
+    root = pathlib.Path(os.environ.get("WANDB_DIR") or os.getcwd()).expanduser()
+    parser = configparser.ConfigParser()
+    try:
+        parser.read([system, root / "wandb" / "settings"])
+    except (OSError, configparser.Error):
+        return {}
+    return dict(parser["default"]) if parser.has_section("default") else {}
+
+
+def _netrc_path() -> pathlib.Path | None:
+    """The netrc file wandb reads: ``NETRC``, else ``~/.netrc`` or ``~/_netrc``
+    if it exists; None if none does."""
+    if from_env := os.environ.get("NETRC"):
+        return pathlib.Path(from_env).expanduser()
+    for name in (".netrc", "_netrc"):
+        candidate = pathlib.Path("~", name).expanduser()
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _netrc_has(path: pathlib.Path, host: str) -> bool:
+    """Whether the netrc file at ``path`` has a password for ``host``."""
+    try:
+        entry = netrc.netrc(os.fspath(path)).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return entry is not None and bool(entry[2])
