@@ -158,6 +158,11 @@ class A2C(AbstractAlgorithm[ActorCritic, A2CState]):
         (its steps and its one update over them)."""
         return max(1, math.ceil(2**16 / (2 * self.steps_per_iteration)))
 
+    @property
+    def updates_per_iteration(self) -> int:
+        """RMSprop steps per iteration: one."""
+        return 1
+
     def optimizer(self, num_iterations: int) -> optax.GradientTransformation:
         """Global-norm clipping, then RMSprop (decay 0.99, ``eps`` outside
         the square root) with the learning rate in its state."""

@@ -14,7 +14,14 @@ from ..callback._list import CallbackLike, CallbackSequence
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from . import _loop
-from ._hyper import Interval, checked_in_program
+from ._hyper import (
+    Interval,
+    Timesteps,
+    as_total_timesteps,
+    checked_in_program,
+    counter_dtype,
+    counter_limit,
+)
 from ._rollout import Rollout
 from ._train_state import TrainResult
 
@@ -155,22 +162,62 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         """Environment steps per iteration, over all environments."""
         return self.num_envs * self.num_steps
 
-    def num_iterations(self, total_timesteps: int) -> int:
-        """How many iterations ``total_timesteps`` buys (rounded down).
+    @property
+    def updates_per_iteration(self) -> int:
+        """The most optimizer updates any of this algorithm's optimizers takes
+        in one iteration (1 by default; e.g. PPO's ``num_epochs *
+        num_minibatches``). An algorithm that takes more overrides it, so that
+        [`num_iterations`][lerax.algorithm.AbstractAlgorithm.num_iterations]
+        refuses a run whose update count would overflow the int32 step
+        counters of its optimizers and schedules."""
+        return 1
+
+    def num_iterations(self, total_timesteps: Timesteps) -> int:
+        """How many iterations ``total_timesteps`` buys (rounded down), checked
+        before anything compiles.
+
+        The loop counts iterations and environment steps, and optimizers count
+        their updates, in int32 (int64 with ``jax_enable_x64``): a run that
+        would overflow a counter is refused rather than wrapping around.
 
         Raises:
-            ValueError: if it buys none.
+            TypeError: ``total_timesteps`` is not a Python or NumPy integer (a
+                bool, a float, a JAX array).
+            ValueError: if it buys no iteration; if it reaches ``2**31 -
+                steps_per_iteration``; or if the run's optimizer updates,
+                ``num_iterations * updates_per_iteration``, reach ``2**31``
+                (``2**63`` for both with ``jax_enable_x64``).
         """
-        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int):
-            raise TypeError(f"total_timesteps must be an int, got {total_timesteps!r}")
-        n = total_timesteps // self.steps_per_iteration
+        total_timesteps = as_total_timesteps(total_timesteps)
+        per_iteration = self.steps_per_iteration
+        n = total_timesteps // per_iteration
         if n < 1:
             raise ValueError(
                 f"total_timesteps={total_timesteps} is smaller than one iteration: "
                 f"{self.name} takes num_envs * num_steps = {self.num_envs} * "
-                f"{self.num_steps} = {self.steps_per_iteration} environment steps "
+                f"{self.num_steps} = {per_iteration} environment steps "
                 f"per iteration, so total_timesteps must be at least "
-                f"{self.steps_per_iteration}"
+                f"{per_iteration}"
+            )
+        limit, shown = counter_limit()
+        dtype = counter_dtype()
+        if total_timesteps >= limit - per_iteration:
+            raise ValueError(
+                f"{self.name}: total_timesteps={total_timesteps} is too large: the "
+                f"training loop counts environment steps in {dtype}, so "
+                f"total_timesteps must be below {shown} - steps_per_iteration = "
+                f"{limit - per_iteration} ({per_iteration} steps per iteration); "
+                "train for fewer steps"
+            )
+        per_update = self.updates_per_iteration
+        if n * per_update >= limit:
+            raise ValueError(
+                f"{self.name}: total_timesteps={total_timesteps} makes {n} "
+                f"iterations of updates_per_iteration={per_update} optimizer "
+                f"updates, {n * per_update} in all, but optimizers count their "
+                f"updates in {dtype}, so a run must make fewer than {shown} = "
+                f"{limit}; train for fewer steps or with fewer updates per "
+                "iteration"
             )
         return n
 
@@ -180,7 +227,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         self,
         env: AbstractEnv[Any, Any, Any],
         policy: P,
-        total_timesteps: int,
+        total_timesteps: Timesteps,
         *,
         key: Key,
         callback: None = None,
@@ -191,7 +238,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         self,
         env: E,
         policy: P,
-        total_timesteps: int,
+        total_timesteps: Timesteps,
         *,
         key: Key,
         callback: AbstractCallback[S, T, E, P],
@@ -202,7 +249,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         self,
         env: AbstractEnv[Any, Any, Any],
         policy: P,
-        total_timesteps: int,
+        total_timesteps: Timesteps,
         *,
         key: Key,
         callback: CallbackSequence,
@@ -212,7 +259,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         self,
         env: AbstractEnv[Any, Any, Any],
         policy: P,
-        total_timesteps: int,
+        total_timesteps: Timesteps,
         *,
         key: Key,
         callback: CallbackLike | None = None,
@@ -234,23 +281,38 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         chaining to the one before, and a second Ctrl-C behaves as that one does. Off
         the main thread (if no call was ever made on it) training is not interruptible.
 
+        Every argument is checked before anything compiles (when ``train`` is
+        called inside your own ``jit``/``vmap``: when it is traced), with an
+        error naming the argument, the value and what is allowed.
+
         Args:
-            env: the environment.
-            policy: the policy to train (built for ``env``'s spaces).
-            total_timesteps: environment steps over all environments; rounded
-                down to whole iterations.
-            key: the PRNG key. Callbacks draw from a stream of their own, so
-                a callback that does not stop training never changes the result.
+            env: the environment, a pure JAX
+                [`AbstractEnv`][lerax.env.AbstractEnv] (not a Gymnasium one).
+            policy: the policy to train (an
+                [`AbstractPolicy`][lerax.policy.AbstractPolicy] built for
+                ``env``'s spaces).
+            total_timesteps: environment steps over all environments, a Python
+                or NumPy integer (static); rounded down to whole iterations.
+            key: the PRNG key, ``jax.random.key(seed)`` (or a legacy
+                ``jax.random.PRNGKey(seed)``); it may be traced. Callbacks draw
+                from a stream of their own, so a callback that does not stop
+                training never changes the result.
             callback: a callback, a list of callbacks (run as a
                 [`CallbackList`][lerax.callback.CallbackList]) or ``None``.
             interruptible: poll for Ctrl-C (False compiles without the poll;
                 a logging failure is then reported as a callback stop).
 
         Raises:
-            TypeError: if ``callback`` is not a callback, a list of them or
-                None, or ``interruptible`` is not a bool.
-            ValueError: if ``total_timesteps`` is below one iteration, or the
-                policy was built for other spaces than ``env``'s.
+            TypeError: if ``env`` is not an ``AbstractEnv`` (a Gymnasium
+                environment is told apart), ``policy`` not an
+                ``AbstractPolicy`` (or not of the kind the algorithm trains),
+                ``total_timesteps`` not a Python or NumPy integer, ``key`` not
+                a PRNG key, ``callback`` not a callback, a list of them or
+                None, or ``interruptible`` not a bool.
+            ValueError: if ``total_timesteps`` is below one iteration or would
+                overflow a counter (see
+                [`num_iterations`][lerax.algorithm.AbstractAlgorithm.num_iterations]),
+                or the policy was built for other spaces than ``env``'s.
             TrainingInterrupted: called directly (not under ``jit``/``vmap``),
                 when Ctrl-C stopped training; ``result`` holds the result.
             LoggingBackendError: called directly, when a logging backend
@@ -275,7 +337,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         self,
         env: AbstractEnv[Any, Any, Any],
         policy: P,
-        total_timesteps: int,
+        total_timesteps: Timesteps,
         *,
         key: Key,
         callback: None = None,
@@ -286,7 +348,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         self,
         env: E,
         policy: P,
-        total_timesteps: int,
+        total_timesteps: Timesteps,
         *,
         key: Key,
         callback: AbstractCallback[Any, Any, E, P] | CallbackSequence,
@@ -296,7 +358,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         self,
         env: AbstractEnv[Any, Any, Any],
         policy: P,
-        total_timesteps: int,
+        total_timesteps: Timesteps,
         *,
         key: Key,
         callback: CallbackLike | None = None,

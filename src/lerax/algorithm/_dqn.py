@@ -289,6 +289,11 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         first = max(0, -(-self.learning_starts // self.steps_per_iteration) - 1)
         return max(0, iterations - first) * self.gradient_steps
 
+    @property
+    def updates_per_iteration(self) -> int:
+        """Gradient steps per iteration: ``gradient_steps``."""
+        return self.gradient_steps
+
     def optimizer(self, total_timesteps: int) -> optax.GradientTransformation:
         """Global-norm clipping at ``max_grad_norm``, then Adam with the
         learning rate (constant, or with ``anneal_lr`` decaying linearly to 0

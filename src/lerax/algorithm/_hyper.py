@@ -11,8 +11,10 @@ inside the program, when training starts.
 
 import dataclasses
 import math
+import operator
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import jax
@@ -157,3 +159,69 @@ def policy_kind_error(
         f"{owner}: policy must be an instance of {kind.__name__} (e.g. {example}), got "
         f"policy of type {type(policy).__name__}"
     )
+
+
+if TYPE_CHECKING:
+    Timesteps = int | np.integer[Any]
+else:  # beartype cannot check a subscripted NumPy scalar type in a union
+    Timesteps = int | np.integer
+"""A count of environment steps given by the user: a Python or NumPy integer
+(static: it sets the number of iterations)."""
+
+
+def show(value: object, limit: int = 80) -> str:
+    """How an error shows a bad argument: its repr on one line, shortened to
+    ``limit`` characters, and its type (an array's too: dtype and shape), so
+    that a message stays readable whatever was passed."""
+    text = re.sub(r"\s+", " ", repr(value))
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    cls = type(value)
+    kind = cls.__qualname__
+    if cls.__module__ != "builtins":
+        kind = f"{cls.__module__}.{kind}"
+    if isinstance(value, jax.Array | np.ndarray | np.generic):
+        return f"{text} (of type {kind}, dtype {value.dtype}, shape {value.shape})"
+    return f"{text} of type {kind}"
+
+
+def as_total_timesteps(total_timesteps: object) -> int:
+    """``total_timesteps`` as a Python int: it may be a Python or a NumPy
+    integer, because it is static (it sets the number of iterations, so it
+    must be known before tracing).
+
+    Raises:
+        TypeError: ``total_timesteps`` is a bool, a float, a JAX array (traced
+            or not) or anything else; the message names the value.
+    """
+    if isinstance(total_timesteps, int | np.integer) and not isinstance(
+        total_timesteps, bool
+    ):
+        return operator.index(total_timesteps)
+    hint = ""
+    if isinstance(total_timesteps, jax.Array):
+        hint = (
+            "; total_timesteps is static (it sets the number of iterations, so it "
+            "must be known before tracing): pass a Python int, and under "
+            "jax.jit/eqx.filter_jit close over it rather than pass it as an argument"
+        )
+    raise TypeError(
+        "total_timesteps must be an int (a Python or NumPy integer, not a bool), "
+        f"got total_timesteps={show(total_timesteps)}{hint}"
+    )
+
+
+def counter_dtype() -> np.dtype[Any]:
+    """The dtype of the training loop's counters (iterations, environment
+    steps): JAX's default integer, int32, or int64 with ``jax_enable_x64``.
+    Read when training starts, so the counters and ``counter_limit``
+    always agree."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(int))
+
+
+def counter_limit() -> tuple[int, str]:
+    """One past the largest value of a training counter, and how to write it
+    (``2**31``, or ``2**63`` with ``jax_enable_x64``): a run must keep its
+    counters and its optimizers' update counts below it."""
+    bits = np.iinfo(counter_dtype()).bits - 1
+    return 2**bits, f"2**{bits}"

@@ -40,6 +40,7 @@ from ..callback._invoke import (
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box
+from ._hyper import Timesteps, as_total_timesteps, counter_dtype, show
 from ._rollout import Rollout
 from ._status import StopReason, TrainingInterrupted, TrainStatus
 from ._train_state import TrainResult, TrainState
@@ -95,7 +96,7 @@ def train(
     algo: _Trainable,
     env: AbstractEnv[Any, Any, Any],
     policy: AbstractPolicy[Any, Any],
-    total_timesteps: int,
+    total_timesteps: Timesteps,
     *,
     key: Key,
     callback: object,
@@ -104,13 +105,17 @@ def train(
     """[`AbstractAlgorithm.train`][lerax.algorithm.AbstractAlgorithm.train]: check
     the arguments before anything compiles, run the compiled program, and
     called eagerly, raise for an abnormal stop."""
-    cb = as_callback(callback)
+    check_env(env)
+    check_policy(policy)
+    total_timesteps = as_total_timesteps(total_timesteps)
     num_iterations = algo.num_iterations(total_timesteps)
-    check_policy_fits(env, policy)
+    check_key(key)
+    cb = as_callback(callback)
     if not isinstance(interruptible, bool):
         raise TypeError(
             f"interruptible must be a bool, got interruptible={interruptible!r}"
         )
+    check_policy_fits(env, policy)
     if interruptible:
         _interrupt.install()
     result = _train(
@@ -147,6 +152,81 @@ def _raise_if_abnormal(
         error = errors[0]
         setattr(error, "result", result)  # noqa: B010  # any exception type
         raise error
+
+
+def check_env(env: object) -> None:
+    """Raise ``TypeError`` unless ``env`` is an
+    [`AbstractEnv`][lerax.env.AbstractEnv]; a Gymnasium environment (told by its
+    classes' module, or by ``unwrapped``/``step``/``reset``; Gymnasium is not
+    imported) gets a message saying what Lerax trains on instead."""
+    if isinstance(env, AbstractEnv):
+        return
+    allowed = (
+        "env must be a Lerax environment (an instance of lerax.env.AbstractEnv, "
+        "e.g. lerax.env.CartPole())"
+    )
+    if _stateful_env(env):
+        raise TypeError(
+            f"{allowed}, got a Gymnasium-style environment: env={show(env)}. "
+            "Lerax trains on pure JAX environments, whose reset and step are "
+            "functions of an explicit state and key compiled with the training "
+            "loop, not on Gymnasium's stateful ones: use one of lerax.env's "
+            "(CartPole, Acrobot, MountainCar, ContinuousMountainCar, Pendulum: "
+            "Gymnasium's classic-control tasks) or subclass lerax.env.AbstractEnv"
+        )
+    raise TypeError(f"{allowed}, got env={show(env)}")
+
+
+def _stateful_env(env: object) -> bool:
+    """Whether ``env`` looks like a Gymnasium (or Gym) environment."""
+    if any(
+        cls.__module__.partition(".")[0] in ("gymnasium", "gym")
+        for cls in type(env).__mro__
+    ):
+        return True
+    return hasattr(env, "unwrapped") or (hasattr(env, "step") and hasattr(env, "reset"))
+
+
+def check_policy(policy: object) -> None:
+    """Raise ``TypeError`` unless ``policy`` is an
+    [`AbstractPolicy`][lerax.policy.AbstractPolicy] (each algorithm then checks
+    the kind it trains)."""
+    if not isinstance(policy, AbstractPolicy):
+        raise TypeError(
+            "policy must be a Lerax policy (an instance of "
+            "lerax.policy.AbstractPolicy built for env, e.g. "
+            f"lerax.policy.MLPActorCriticPolicy(env=env, key=key)), got "
+            f"policy={show(policy)}"
+        )
+
+
+def check_key(key: object) -> None:
+    """Raise ``TypeError`` unless ``key`` is one JAX PRNG key: a typed key of
+    shape ``()`` (``jax.random.key``) or legacy raw key data
+    (``jax.random.PRNGKey``: uint32 of the default implementation's shape).
+    Reads only the type, dtype and shape, so a traced key is checked too."""
+    hint = ""
+    if isinstance(key, jax.Array):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            if key.shape == ():
+                return
+            hint = (
+                f"; this is a batch of keys of shape {key.shape}: to train one run "
+                "per key, eqx.filter_vmap over them"
+            )
+        elif key.dtype == np.uint32 and key.shape == _raw_key_shape():
+            return
+    raise TypeError(
+        "key must be a JAX PRNG key: jax.random.key(seed) (a typed key of shape "
+        "()) or a legacy jax.random.PRNGKey(seed) (uint32 of shape "
+        f"{_raw_key_shape()}), got key={show(key)}{hint}"
+    )
+
+
+def _raw_key_shape() -> tuple[int, ...]:
+    """The shape of ``jax.random.PRNGKey``'s raw key data (``(2,)`` for the
+    default implementation), computed without running anything."""
+    return tuple(jax.eval_shape(jr.PRNGKey, 0).shape)
 
 
 def as_callback(callback: object) -> AbstractCallback[Any, Any, Any, Any]:
@@ -255,7 +335,8 @@ def _train(
     )
     # Only callbacks read the training log: without one the update may skip it.
     need_log = not isinstance(callback, EmptyCallback)
-    zero = jnp.array(0, jnp.int32)
+    # int32, or int64 with jax_enable_x64 (what `num_iterations` checked against).
+    zero = jnp.zeros((), counter_dtype())
 
     def training_ctx(s: TrainState[Any, Any, Any, Any]) -> TrainingContext[Any, Any]:
         return TrainingContext(
@@ -380,7 +461,7 @@ def _train(
         (env_states, observations, cb_step_state), records = jax.lax.scan(
             step,
             (s.env_state, s.observation, s.callback_step_state),
-            (jnp.arange(num_steps, dtype=jnp.int32), keys),
+            (jnp.arange(num_steps, dtype=zero.dtype), keys),
         )
         obs, actions, rewards, terminated, truncated, next_obs, extras = records
         rollout = Rollout(

@@ -197,15 +197,19 @@ class PPO(AbstractAlgorithm[ActorCritic, PPOState]):
         work = self.steps_per_iteration * (1 + self.num_epochs)
         return max(1, -(-(2**16) // work))
 
+    @property
+    def updates_per_iteration(self) -> int:
+        """Adam steps per iteration: ``num_epochs * num_minibatches``."""
+        return self.num_epochs * self.num_minibatches
+
     def optimizer(self, num_iterations: int) -> optax.GradientTransformation:
         """Global-norm clipping at ``max_grad_norm`` (``inf`` lets every
         gradient through), then Adam (``eps=1e-5``) with the learning rate
         in its state, annealed over ``num_iterations`` if ``anneal_lr``."""
-        updates_per_iteration = self.num_epochs * self.num_minibatches
         lr: Float[Array, ""] | optax.Schedule = self.learning_rate
         if self.anneal_lr:
             lr = optax.linear_schedule(
-                self.learning_rate, 0.0, num_iterations * updates_per_iteration
+                self.learning_rate, 0.0, num_iterations * self.updates_per_iteration
             )
         return optax.chain(
             optax.clip_by_global_norm(self.max_grad_norm),

@@ -242,6 +242,12 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
             self.steps_per_iteration, self.gradient_steps, self.batch_size
         )
 
+    @property
+    def updates_per_iteration(self) -> int:
+        """Gradient steps per iteration (of each of the critic, the actor and
+        the temperature): ``gradient_steps``."""
+        return self.gradient_steps
+
     def optimizer(self) -> optax.GradientTransformation:
         """Adam (optax's defaults) with ``learning_rate`` in its state; the
         actor, the critic and ``log_alpha`` each have one."""

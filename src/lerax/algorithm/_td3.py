@@ -255,6 +255,12 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
             self.steps_per_iteration, self.gradient_steps, self.batch_size
         )
 
+    @property
+    def updates_per_iteration(self) -> int:
+        """Critic updates per iteration: ``gradient_steps`` (the actor takes
+        one every ``policy_delay``)."""
+        return self.gradient_steps
+
     def optimizer(self) -> optax.GradientTransformation:
         """Global-norm clipping at ``max_grad_norm``, then Adam (optax's
         defaults) with ``learning_rate`` in its state; the actor and the
