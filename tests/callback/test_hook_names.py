@@ -31,7 +31,7 @@ def test_hooks_are_the_base_class_hooks() -> None:
         if inspect.isfunction(value) and not name.startswith("_")
     }
     assert set(HOOKS) == public - {"host_ids"}
-    assert len(HOOKS) == len(set(HOOKS)) == 7
+    assert len(HOOKS) == len(set(HOOKS)) == 8
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ update and its state); the loop owns everything else and carries it all in a
 [`TrainState`][lerax.algorithm.TrainState].
 """
 
+import dataclasses
 from typing import Any, Protocol, runtime_checkable
 
 import equinox as eqx
@@ -22,6 +23,7 @@ from .._host import any_run, failures_of, poll, run_index, select_runs
 from ..callback import (
     AbstractCallback,
     CallbackList,
+    CallbackStateError,
     EmptyCallback,
     IterationContext,
     ResetContext,
@@ -29,14 +31,15 @@ from ..callback import (
     TrainingContext,
 )
 from ..callback._invoke import (
+    DiscoveryMetrics,
     call_continue_training,
-    call_on_iteration,
     call_on_step,
     call_on_training_end,
     call_on_training_start,
     call_reset,
     call_step_reset,
 )
+from ..callback._list import call_iteration
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box
@@ -329,6 +332,12 @@ def _train(
         num_envs=num_envs,
         run_index=index,
     )
+    metric_names = _published_names(
+        callback, reset_ctx, algo.initial_training_log(), key=k_reset
+    )
+    reset_ctx = dataclasses.replace(reset_ctx, metric_names=metric_names)
+    # What no callback has published yet reads NaN.
+    no_metrics = {name: jnp.full((), jnp.nan, jnp.float32) for name in metric_names}
     cb_state = call_reset(callback, reset_ctx, key=k_reset)
     cb_step_state = jax.vmap(lambda k: call_step_reset(callback, reset_ctx, key=k))(
         step_reset_keys
@@ -351,6 +360,7 @@ def _train(
             total_timesteps=total_timesteps,
             algorithm=algo,
             run_index=index,
+            metrics=s.metrics,
         )
 
     # Ctrl-C: the program tells the host it runs (its result starts the
@@ -371,6 +381,7 @@ def _train(
         env_state=env_states,
         observation=observations,
         training_log=algo.initial_training_log(),
+        metrics=no_metrics,
         iteration=zero,
         timesteps=zero,
         status=TrainStatus(code=jnp.asarray(started, jnp.int32), iteration=zero),
@@ -515,11 +526,15 @@ def _train(
             algorithm=algo,
             run_index=index,
             active=active,
+            metrics=s.metrics,
         )
-        cb_state = call_on_iteration(callback, iter_ctx, key=k_cb_iter)
+        # on_iteration, then metrics (member by member in a CallbackList).
+        cb_state, published = call_iteration(callback, iter_ctx, key=k_cb_iter)
+        _check_published(metric_names, published)
+        metrics = {**s.metrics, **published}
         keep_going = call_continue_training(
             callback,
-            eqx.tree_at(lambda c: c.state, iter_ctx, cb_state),
+            dataclasses.replace(iter_ctx, state=cb_state, metrics=metrics),
             key=k_cb_continue,
         )
         code = _stop_code(
@@ -533,6 +548,7 @@ def _train(
             env_state=env_states,
             observation=observations,
             training_log=training_log,
+            metrics=metrics,
             iteration=iteration,
             timesteps=timesteps,
             status=TrainStatus(code=code, iteration=iteration),
@@ -597,3 +613,64 @@ def _stop_code(
         [StopReason.INTERRUPTED, StopReason.LOGGING_FAILED, StopReason.CALLBACK],
         StopReason.COMPLETED,
     ).astype(jnp.int32)
+
+
+def _publishes(callback: AbstractCallback[Any, Any, Any, Any]) -> bool:
+    """Whether ``callback`` (or a member, for a ``CallbackList``) overrides
+    ``metrics``: only then is it worth tracing to find the names."""
+    if isinstance(callback, CallbackList):
+        return any(_publishes(member) for member in callback.callbacks)
+    return type(callback).metrics is not AbstractCallback.metrics
+
+
+def _published_names(
+    callback: AbstractCallback[Any, Any, Any, Any],
+    reset_ctx: ResetContext[Any, Any, Any],
+    training_log: TrainingLog,
+    *,
+    key: Key,
+) -> tuple[str, ...]:
+    """The names of the metrics ``callback`` publishes, sorted: found by
+    tracing (``jax.eval_shape``, nothing runs) its ``reset``, ``step_reset``,
+    ``on_iteration`` and ``metrics`` on a first iteration's context, in which
+    every name not yet published reads NaN. The loop's carry holds one value
+    per name, so the names must be known before the loop is built."""
+    if not _publishes(callback):
+        return ()
+
+    def first_iteration() -> dict[str, Float[Array, ""]]:
+        state = call_reset(callback, reset_ctx, key=key)
+        step_state = jax.vmap(lambda k: call_step_reset(callback, reset_ctx, key=k))(
+            jr.split(key, reset_ctx.num_envs)
+        )
+        ctx = IterationContext(
+            state=state,
+            step_state=step_state,
+            env=reset_ctx.env,
+            policy=reset_ctx.policy,
+            algorithm_state=reset_ctx.algorithm_state,
+            training_log=training_log,
+            iteration_count=jnp.ones((), jnp.int32),
+            num_timesteps=jnp.zeros((), jnp.int32),
+            total_timesteps=reset_ctx.total_timesteps,
+            algorithm=reset_ctx.algorithm,
+            run_index=reset_ctx.run_index,
+            active=jnp.array(True),
+            metrics=DiscoveryMetrics(),
+        )
+        return call_iteration(callback, ctx, key=key)[1]
+
+    return tuple(sorted(jax.eval_shape(first_iteration)))
+
+
+def _check_published(
+    names: tuple[str, ...], published: dict[str, Float[Array, ""]]
+) -> None:
+    """The names published in the loop are those found before it (a callback
+    that publishes a name only sometimes cannot be carried)."""
+    if tuple(sorted(published)) != names:
+        raise CallbackStateError(
+            f"the callbacks published the metrics {sorted(published)} in the "
+            f"training loop but {list(names)} on the first iteration's context; "
+            "a callback must publish the same names every iteration"
+        )

@@ -4,7 +4,7 @@ from typing import Any, Generic, final
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Int, PyTree
+from jaxtyping import Array, Bool, Float, Int, PyTree
 from typing_extensions import TypeVar
 
 from .._custom_types import ArrayTree, Key, TrainingLog
@@ -38,6 +38,9 @@ class TrainState(eqx.Module, Generic[P, S, T, A]):
             ``num_envs``.
         training_log: the last update's training log (zeros before the first,
             and when no callback can read it).
+        metrics: the latest value of each metric the callbacks publish (NaN
+            before the first; see
+            [`AbstractCallback.metrics`][lerax.callback.AbstractCallback.metrics]).
         iteration: iterations completed.
         timesteps: environment steps taken, over all environments.
         status: the stop status: ``StopReason.COMPLETED`` while the run goes on
@@ -56,6 +59,7 @@ class TrainState(eqx.Module, Generic[P, S, T, A]):
     env_state: PyTree
     observation: ArrayTree
     training_log: TrainingLog
+    metrics: dict[str, Float[Array, ""]]
     iteration: Int[Array, ""]
     timesteps: Int[Array, ""]
     status: TrainStatus
@@ -105,6 +109,12 @@ class TrainResult(eqx.Module, Generic[P, S, T, A]):
     def callback_step_state(self) -> T:
         """The callback's step states, leading axis ``num_envs``."""
         return self.train_state.callback_step_state
+
+    @property
+    def metrics(self) -> dict[str, Float[Array, "*runs"]]:
+        """The latest value of each metric the callbacks published (see
+        [`AbstractCallback.metrics`][lerax.callback.AbstractCallback.metrics])."""
+        return self.train_state.metrics
 
     @property
     def iterations(self) -> Int[Array, "*runs"]:

@@ -2,11 +2,12 @@
 
 import functools
 import typing
+from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar, cast, final
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Int
+from jaxtyping import Array, Bool, Float, Int
 from typing_extensions import override
 
 from .._custom_types import Key
@@ -123,6 +124,25 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
         Defaults to returning ``ctx.state``.
         """
         return ctx.state
+
+    def metrics(
+        self, ctx: IterationContext[StateT, StepStateT, EnvT, PolicyT], *, key: Key
+    ) -> Mapping[str, Float[Array, ""]]:
+        """Named scalars to publish to the other callbacks, after each
+        iteration's [`on_iteration`][lerax.callback.AbstractCallback.on_iteration]
+        (``ctx.state`` is the state it returned).
+
+        Every callback's ``ctx.metrics`` shows them (in a ``CallbackList``, the
+        members after this one see them this iteration, the others from the
+        next), ``continue_training`` sees this iteration's, and
+        [`LoggingCallback`][lerax.callback.LoggingCallback] logs them. Return
+        the same names every iteration, each a float32 scalar (a value kept in
+        the state, such as the last evaluation's return, is published again);
+        names are shared by all callbacks, so prefix them (``eval/...``). A name
+        no callback has published yet reads NaN. Defaults to publishing
+        nothing.
+        """
+        return {}
 
     def continue_training(
         self, ctx: IterationContext[StateT, StepStateT, EnvT, PolicyT], *, key: Key

@@ -7,6 +7,7 @@ environment type the callback was written for; last in the algorithm's state
 type (``Any`` unless declared, so a callback need not name it).
 """
 
+from collections.abc import Mapping
 from typing import Any, Generic, final
 
 import equinox as eqx
@@ -53,6 +54,9 @@ class ResetContext(_HasAlgorithmState, Generic[EnvT_co, PolicyT_co, AlgStateT_co
         num_envs: the number of parallel environments.
         run_index: this run's index when training is vmapped over runs (seeds),
             else 0 (see [`run_index`][lerax.callback.run_index]).
+        metric_names: the names of every metric the callbacks publish (see
+            [`metrics`][lerax.callback.AbstractCallback.metrics]), sorted: a
+            callback that records them (a logger) sizes its state from them.
     """
 
     env: EnvT_co
@@ -62,6 +66,7 @@ class ResetContext(_HasAlgorithmState, Generic[EnvT_co, PolicyT_co, AlgStateT_co
     total_timesteps: int = eqx.field(static=True)
     num_envs: int = eqx.field(static=True)
     run_index: Int[Array, ""]
+    metric_names: tuple[str, ...] = eqx.field(static=True, default=())
 
 
 @final
@@ -143,6 +148,12 @@ class IterationContext(
             runs vmapped with it go on. vmap runs one program for all runs, so the
             loop still evaluates a stopped run's hooks and discards the results;
             gate host-side effects (logging, printing) on this flag.
+        metrics: the named scalars callbacks publish (their
+            [`metrics`][lerax.callback.AbstractCallback.metrics] hook): in
+            ``on_iteration``, ``metrics`` and ``continue_training``, what the
+            callbacks before this one (in a ``CallbackList``) published this
+            iteration and the others' values from the previous iteration; NaN
+            for a name not published yet.
     """
 
     state: StateT_co
@@ -157,6 +168,7 @@ class IterationContext(
     algorithm: AlgorithmInfo
     run_index: Int[Array, ""]
     active: Bool[Array, ""]
+    metrics: Mapping[str, Float[Array, ""]] = eqx.field(default_factory=dict)
 
 
 @final
@@ -167,8 +179,9 @@ class TrainingContext(
     """Context of ``on_training_start`` and ``on_training_end``.
 
     Same fields as [`IterationContext`][lerax.callback.IterationContext]. At the start
-    ``iteration_count`` and ``num_timesteps`` are zero and ``training_log`` holds zeros;
-    at the end they describe the run as it stopped (early stopping included).
+    ``iteration_count`` and ``num_timesteps`` are zero, ``training_log`` holds zeros
+    and every published metric is NaN; at the end they describe the run as it
+    stopped (early stopping included).
     """
 
     state: StateT_co
@@ -182,3 +195,4 @@ class TrainingContext(
     total_timesteps: int = eqx.field(static=True)
     algorithm: AlgorithmInfo
     run_index: Int[Array, ""]
+    metrics: Mapping[str, Float[Array, ""]] = eqx.field(default_factory=dict)

@@ -10,6 +10,7 @@ HOOKS: Final[tuple[str, ...]] = (
     "step_reset",
     "on_step",
     "on_iteration",
+    "metrics",
     "continue_training",
     "on_training_start",
     "on_training_end",

@@ -4,14 +4,16 @@ Each function calls one hook and checks what it returned (see
 ``_validation``), at trace time only.
 """
 
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar, final
 
-from jaxtyping import Array, Bool
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
 
 from .._custom_types import Key
 from ._base import AbstractCallback
 from ._context import IterationContext, ResetContext, StepContext, TrainingContext
-from ._validation import check_continue, check_state
+from ._validation import check_continue, check_metrics, check_state
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -83,3 +85,35 @@ def call_on_training_end(
     state = callback.on_training_end(ctx, key=key)
     check_state(callback, "on_training_end", "state", state, ctx.state)
     return state
+
+
+def call_metrics(
+    callback: AbstractCallback[S, T, E, P],
+    ctx: IterationContext[S, T, E, P],
+    *,
+    key: Key,
+) -> dict[str, Float[Array, ""]]:
+    return check_metrics(callback, callback.metrics(ctx, key=key))
+
+
+@final
+class DiscoveryMetrics(dict[str, Float[Array, ""]]):
+    """The ``ctx.metrics`` of the trace that finds which metrics the
+    callbacks publish (before the training program is built): a name not
+    published yet reads NaN, as it will in the first iteration, whoever
+    publishes it."""
+
+    def __missing__(self, name: str) -> Float[Array, ""]:
+        return jnp.full((), jnp.nan, jnp.float32)
+
+
+def with_published(
+    metrics: Mapping[str, Float[Array, ""]],
+    published: Mapping[str, Float[Array, ""]],
+) -> dict[str, Float[Array, ""]]:
+    """``metrics`` updated with ``published`` (keeping a
+    ``DiscoveryMetrics`` one)."""
+    merged = {**metrics, **published}
+    if isinstance(metrics, DiscoveryMetrics):
+        return DiscoveryMetrics(merged)
+    return merged

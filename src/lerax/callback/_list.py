@@ -1,6 +1,7 @@
 """CallbackList: run several callbacks as one."""
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import (
     Any,
     Generic,
@@ -15,7 +16,7 @@ from typing import (
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Bool, Int
+from jaxtyping import Array, Bool, Float, Int
 from typing_extensions import TypeVar, override
 
 from .._custom_types import Key
@@ -26,12 +27,14 @@ from ._context import IterationContext, ResetContext, StepContext, TrainingConte
 from ._errors import CallbackStateError, in_member
 from ._invoke import (
     call_continue_training,
+    call_metrics,
     call_on_iteration,
     call_on_step,
     call_on_training_end,
     call_on_training_start,
     call_reset,
     call_step_reset,
+    with_published,
 )
 from ._types import EnvT, PolicyT
 
@@ -242,6 +245,45 @@ class CallbackList(
         return cast(ListStateT, tuple(self._each(call_on_iteration, ctx, key)))
 
     @override
+    def metrics(
+        self,
+        ctx: IterationContext[ListStateT, ListStepStateT, EnvT, PolicyT],
+        *,
+        key: Key,
+    ) -> Mapping[str, Float[Array, ""]]:
+        """What the members publish, each called on its own slice of ``ctx``.
+        (The training loop instead calls each member's ``on_iteration`` and
+        ``metrics`` in turn, so that a member sees what the members before it
+        published this iteration.)"""
+        published: dict[str, Float[Array, ""]] = {}
+        owners: dict[str, int] = {}
+        for i, values in enumerate(self._each(call_metrics, ctx, key)):
+            _add_published(published, owners, values, i, self.callbacks)
+        return published
+
+    def _iterate(
+        self,
+        ctx: IterationContext[ListStateT, ListStepStateT, EnvT, PolicyT],
+        *,
+        key: Key,
+    ) -> tuple[ListStateT, dict[str, Float[Array, ""]]]:
+        """Each member's ``on_iteration`` then ``metrics``, in order, each
+        member seeing in ``ctx.metrics`` what the members before it published
+        this iteration. Member ``i``'s ``on_iteration`` key is the one
+        ``on_iteration`` gives it."""
+        metrics: Mapping[str, Float[Array, ""]] = ctx.metrics
+        published: dict[str, Float[Array, ""]] = {}
+        owners: dict[str, int] = {}
+        states = []
+        for i, (cb, k) in enumerate(zip(self.callbacks, self._keys(key), strict=True)):
+            member = dataclasses.replace(_member(ctx, i), metrics=metrics)
+            state, values = _call_member(call_iteration, i, cb, member, k)
+            _add_published(published, owners, values, i, self.callbacks)
+            metrics = with_published(metrics, values)
+            states.append(state)
+        return cast(ListStateT, tuple(states)), published
+
+    @override
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """Every member's host ids, in order."""
         return tuple(i for cb in self.callbacks for i in cb.host_ids())
@@ -298,6 +340,42 @@ def _call_member(
         return call(callback, ctx, key=key)
     except CallbackStateError as err:
         raise in_member(err, index, callback) from err
+
+
+def call_iteration(
+    callback: AnyCallback, ctx: IterationContext[Any, Any, Any, Any], *, key: Key
+) -> tuple[Any, dict[str, Float[Array, ""]]]:
+    """What the training loop calls after each update: validated
+    ``on_iteration`` (key ``key``), then validated ``metrics`` on the context
+    with the new state (key ``jr.fold_in(key, 1)``); a ``CallbackList`` does so
+    member by member. Returns the new state and the published metrics."""
+    if isinstance(callback, CallbackList):
+        return callback._iterate(ctx, key=key)  # noqa: SLF001  # the list's own dispatch
+    state = call_on_iteration(callback, ctx, key=key)
+    after = dataclasses.replace(ctx, state=state)
+    return state, call_metrics(callback, after, key=jr.fold_in(key, 1))
+
+
+def _add_published(
+    published: dict[str, Float[Array, ""]],
+    owners: dict[str, int],
+    values: Mapping[str, Float[Array, ""]],
+    index: int,
+    members: Sequence[AnyCallback],
+) -> None:
+    """Add member ``index``'s ``values`` to ``published``; a name another
+    member already published is a ``CallbackStateError`` naming both."""
+    for name, value in values.items():
+        if name in owners:
+            first = owners[name]
+            raise CallbackStateError(
+                f"CallbackList members {first} ({type(members[first]).__qualname__}) "
+                f"and {index} ({type(members[index]).__qualname__}) both publish the "
+                f"metric {name!r}; metric names are shared by all callbacks: give "
+                "one of them another name"
+            )
+        owners[name] = index
+        published[name] = value
 
 
 def _member(ctx: CtxT, i: int) -> CtxT:

@@ -7,6 +7,7 @@ added to the compiled program.
 import dataclasses
 import functools
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, cast
 
 import jax
@@ -72,6 +73,35 @@ def check_continue(
             f"got {_describe(value)}"
         )
     return value
+
+
+def check_metrics(
+    callback: AbstractCallback[Any, Any, Any, Any], value: object
+) -> dict[str, Array]:
+    """Check what ``metrics`` returned: a mapping of ``str`` names to float32
+    scalar arrays. Returns it as a ``dict``."""
+    where = f"{type(callback).__qualname__}.metrics"
+    if not isinstance(value, Mapping):
+        raise CallbackStateError(
+            f"{where} must return a mapping of names to float32 scalars "
+            f"(Mapping[str, Float[Array, '']]), got {_describe(value)}"
+        )
+    for name, item in value.items():
+        if not isinstance(name, str) or not name:
+            raise CallbackStateError(
+                f"{where} must publish non-empty str names, got the name {name!r}"
+            )
+        if (
+            not isinstance(item, jax.Array)
+            or item.dtype != jnp.float32
+            or item.shape != ()
+        ):
+            raise CallbackStateError(
+                f"{where} published {name!r} as {_describe(item)}; a metric must be "
+                "a float32 scalar array (Float[Array, '']): convert it with "
+                "jnp.asarray(x, jnp.float32)"
+            )
+    return dict(value)
 
 
 def _check_annotations(where: str, kind: Kind, value: object, path: str) -> None:

@@ -152,6 +152,10 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
     - ``rollout/episodes``: episodes completed since the previous logged
       iteration, and, when there were any, ``rollout/ep_return_mean|min|max``
       and ``rollout/ep_length_mean`` over them;
+    - every metric the callbacks publish (``ctx.metrics``, see
+      [`AbstractCallback.metrics`][lerax.callback.AbstractCallback.metrics]),
+      under its own name, as it stands when the logger's ``on_iteration`` runs
+      (put the logger after the callbacks that publish);
     - ``time/timesteps``, ``time/iteration`` and ``time/steps_per_second``
       (host wall clock between logged iterations, compilation excluded).
 
@@ -320,6 +324,15 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         buffer of records."""
         size = max(1, min(ctx.algorithm.host_call_every, _MAX_BUFFER))
         names = [f"train/{k}" for k in ctx.algorithm.initial_training_log()]
+        taken = {*names, *_ROLLOUT_NAMES, "rollout/episodes", *_TIME_NAMES}
+        for metric in ctx.metric_names:
+            if metric in taken:
+                raise ValueError(
+                    f"LoggingCallback: a callback publishes the metric {metric!r}, "
+                    "a name the logger writes itself; publish it under another "
+                    "name (e.g. with a prefix of your own, 'eval/...')"
+                )
+        names.extend(ctx.metric_names)
         zero_i = jnp.zeros((size,), jnp.int32)
         zero_b = jnp.zeros((size,), jnp.bool_)
         pending = IterationRecord(
@@ -508,6 +521,10 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         }
         rollout = (return_ema, length_ema, return_mean, return_min, return_max)
         scalars.update(zip(_ROLLOUT_NAMES, (*rollout, length_mean), strict=True))
+        # The published metrics this logger was reset for (their latest values).
+        for name in ctx.state.pending.scalars:
+            if name not in scalars:
+                scalars[name] = ctx.metrics[name]
         return IterationRecord(
             iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
             timesteps=jnp.asarray(ctx.num_timesteps, jnp.int32),
@@ -645,6 +662,7 @@ _ROLLOUT_NAMES = (
     "rollout/ep_length_mean",
 )
 _EMA_NAMES = frozenset(_ROLLOUT_NAMES[:2])
+_TIME_NAMES = ("time/timesteps", "time/iteration", "time/steps_per_second")
 _WINDOW_NAMES = frozenset(_ROLLOUT_NAMES[2:])
 
 
