@@ -18,22 +18,32 @@ from lerax.callback import (
     num_runs,
     run_index,
 )
+from lerax.callback.testing import (
+    iteration_context,
+    reset_context,
+    run_hook,
+    step_context,
+)
 
 from .callbacks import EpisodeCounter, EpisodeStepState, RandomDrawer, StopAfter
-from .factories import ENV, iteration_ctx, reset_ctx, step_ctx
+from .factories import ALGO, ENV, POLICY, iteration_ctx, reset_ctx, step_ctx
 
 KEY = jr.key(0)
 
 
 def test_list_states_are_member_tuples_in_order() -> None:
     cb = CallbackList(EpisodeCounter(), EmptyCallback(), RandomDrawer())
-    state = cb.reset(reset_ctx(), key=KEY)
-    step = cb.step_reset(reset_ctx(), key=KEY)
+    reset = reset_context(ENV, POLICY, ALGO, key=KEY)
+    state = run_hook(cb, "reset", reset, key=KEY)
+    step = run_hook(cb, "step_reset", reset, key=KEY)
     assert isinstance(state, tuple) and len(state) == 3
     assert isinstance(state[1], EmptyCallbackState)
     assert isinstance(step[0], EpisodeStepState)
     assert isinstance(step[1], EmptyCallbackStepState)
-    new_step = cb.on_step(step_ctx(step, reward=1.0, done=True), key=KEY)
+    ctx = step_context(
+        ENV, POLICY, ALGO, key=KEY, state=step, reward=1.0, terminated=True
+    )
+    new_step = run_hook(cb, "on_step", ctx, key=KEY)
     assert int(new_step[0].episodes) == 1
     assert float(new_step[2].draws) > 0.0
 
@@ -57,7 +67,10 @@ def test_continue_training_is_logical_and(
     cb = CallbackList(StopAfter(jnp.array(stops[0])), StopAfter(jnp.array(stops[1])))
     empty = (EmptyCallbackState(), EmptyCallbackState())
     empty_step = (EmptyCallbackStepState(), EmptyCallbackStepState())
-    flag = cb.continue_training(iteration_ctx(empty, empty_step, iteration=2), key=KEY)
+    ctx = iteration_context(
+        ENV, POLICY, ALGO, key=KEY, state=empty, step_state=empty_step, iteration=1
+    )  # iteration_count 2: the second iteration's update is done
+    flag = run_hook(cb, "continue_training", ctx, key=KEY)
     assert flag.dtype == jnp.bool_ and flag.shape == ()
     assert bool(flag) is expected
 

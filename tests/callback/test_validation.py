@@ -19,9 +19,15 @@ from lerax.callback import (
     ResetContext,
     StepContext,
 )
+from lerax.callback.testing import (
+    iteration_context,
+    reset_context,
+    run_hook,
+    step_context,
+)
 
 from .callbacks import EpisodeCounter, EpisodeStepState
-from .factories import iteration_ctx, reset_ctx, step_ctx
+from .factories import ALGO, ENV, POLICY, reset_ctx, step_ctx
 
 KEY = jr.key(0)
 
@@ -107,21 +113,23 @@ def test_wrong_type_names_callback_hook_and_types() -> None:
 
 def test_shape_change_names_leaf_and_expected() -> None:
     state = Loose(jnp.array(0, jnp.int32))
+    ctx = step_context(ENV, POLICY, ALGO, key=KEY, state=(state,))
     with pytest.raises(
         CallbackStateError,
         match=r"GrowingStep\.on_step returned a step state whose leaf \.n has shape \(2,\) and dtype int32; expected shape \(\) and dtype int32 as created by step_reset",
     ):
-        CallbackList(GrowingStep()).on_step(step_ctx((state,)), key=KEY)
+        run_hook(CallbackList(GrowingStep()), "on_step", ctx, key=KEY)
 
 
 def test_dtype_change_is_caught_under_jit_at_trace_time() -> None:
     state = Count(jnp.array(0, jnp.int32))
     cb = CallbackList(FloatingStep())
+    ctx = step_context(ENV, POLICY, ALGO, key=KEY, state=(state,))
     with pytest.raises(
         CallbackStateError,
         match=r"FloatingStep\.on_step .*field \.n does not match its annotation",
     ):
-        eqx.filter_jit(lambda s: cb.on_step(step_ctx((s,)), key=KEY))(state)
+        run_hook(cb, "on_step", ctx, key=KEY, jit=True)
 
 
 def test_jaxtyping_annotation_of_a_field_is_enforced() -> None:
@@ -152,18 +160,29 @@ def test_empty_states_need_no_reset() -> None:
 
 
 def test_continue_training_must_be_bool_scalar() -> None:
-    ctx = iteration_ctx((EmptyCallbackState(),), (EmptyCallbackStepState(),))
+    ctx = iteration_context(
+        ENV,
+        POLICY,
+        ALGO,
+        key=KEY,
+        state=(EmptyCallbackState(),),
+        step_state=(EmptyCallbackStepState(),),
+    )
     with pytest.raises(
         CallbackStateError,
         match=r"NotBool\.continue_training must return a boolean scalar array",
     ):
-        CallbackList(NotBool()).continue_training(ctx, key=KEY)
+        run_hook(CallbackList(NotBool()), "continue_training", ctx, key=KEY)
 
 
 def test_valid_callback_passes_and_structure_is_kept() -> None:
     cb = CallbackList(EpisodeCounter())
-    (step,) = cb.step_reset(reset_ctx(), key=KEY)
-    (out,) = cb.on_step(step_ctx((step,), reward=2.0, done=True), key=KEY)
+    reset = reset_context(ENV, POLICY, ALGO, key=KEY)
+    (step,) = run_hook(cb, "step_reset", reset, key=KEY)
+    ctx = step_context(
+        ENV, POLICY, ALGO, key=KEY, state=(step,), reward=2.0, terminated=True
+    )
+    (out,) = run_hook(cb, "on_step", ctx, key=KEY)
     assert isinstance(out, EpisodeStepState)
     assert int(out.episodes) == 1 and float(out.last_return) == 2.0
 
