@@ -55,7 +55,7 @@ def test_nested_lists_flatten_and_bad_members_raise() -> None:
     with pytest.raises(TypeError, match="callbacks"):
         CallbackList(a, 3)  # type: ignore[call-overload]  # deliberate misuse
     with pytest.raises(ValueError, match="at least one callback"):
-        CallbackList()
+        CallbackList()  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue]  # deliberate misuse
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def test_nested_list_gives_the_full_path() -> None:
 
 
 def test_python_lists_are_flattened_before_counting() -> None:
-    cb = CallbackList(Counter(), [Counter(), Counter(bad=True)])
+    cb = CallbackList([Counter(), [Counter(), Counter(bad=True)]])
     with pytest.raises(
         CallbackStateError, match=r"^CallbackList member 2 \(Counter\): "
     ):

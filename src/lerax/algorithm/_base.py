@@ -31,6 +31,23 @@ P = TypeVar("P", bound=AbstractPolicy[Any, Any])
 E = TypeVar("E", bound=AbstractEnv[Any, Any, Any])
 S = TypeVar("S")
 T = TypeVar("T")
+# The members of a tuple passed as `callback` (its state and step-state types).
+S1 = TypeVar("S1")
+S2 = TypeVar("S2")
+S3 = TypeVar("S3")
+S4 = TypeVar("S4")
+S5 = TypeVar("S5")
+S6 = TypeVar("S6")
+S7 = TypeVar("S7")
+S8 = TypeVar("S8")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+T5 = TypeVar("T5")
+T6 = TypeVar("T6")
+T7 = TypeVar("T7")
+T8 = TypeVar("T8")
 AlgT = TypeVar("AlgT", bound="AbstractAlgorithm[Any, Any]")
 
 
@@ -244,6 +261,149 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: AbstractCallback[S, T, E, P],
         interruptible: bool = True,
     ) -> TrainResult[P, S, T, AlgStateT]: ...
+    # A tuple of up to eight callbacks is typed member by member, like
+    # CallbackList(a, b, ...); a list (or a longer tuple) loses the types.
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: Timesteps,
+        *,
+        key: Key,
+        callback: tuple[AbstractCallback[S1, T1, E, P],],
+        interruptible: bool = True,
+    ) -> TrainResult[P, tuple[S1,], tuple[T1,], AlgStateT]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: Timesteps,
+        *,
+        key: Key,
+        callback: tuple[AbstractCallback[S1, T1, E, P], AbstractCallback[S2, T2, E, P]],
+        interruptible: bool = True,
+    ) -> TrainResult[P, tuple[S1, S2], tuple[T1, T2], AlgStateT]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: Timesteps,
+        *,
+        key: Key,
+        callback: tuple[
+            AbstractCallback[S1, T1, E, P],
+            AbstractCallback[S2, T2, E, P],
+            AbstractCallback[S3, T3, E, P],
+        ],
+        interruptible: bool = True,
+    ) -> TrainResult[P, tuple[S1, S2, S3], tuple[T1, T2, T3], AlgStateT]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: Timesteps,
+        *,
+        key: Key,
+        callback: tuple[
+            AbstractCallback[S1, T1, E, P],
+            AbstractCallback[S2, T2, E, P],
+            AbstractCallback[S3, T3, E, P],
+            AbstractCallback[S4, T4, E, P],
+        ],
+        interruptible: bool = True,
+    ) -> TrainResult[P, tuple[S1, S2, S3, S4], tuple[T1, T2, T3, T4], AlgStateT]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: Timesteps,
+        *,
+        key: Key,
+        callback: tuple[
+            AbstractCallback[S1, T1, E, P],
+            AbstractCallback[S2, T2, E, P],
+            AbstractCallback[S3, T3, E, P],
+            AbstractCallback[S4, T4, E, P],
+            AbstractCallback[S5, T5, E, P],
+        ],
+        interruptible: bool = True,
+    ) -> TrainResult[
+        P, tuple[S1, S2, S3, S4, S5], tuple[T1, T2, T3, T4, T5], AlgStateT
+    ]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: Timesteps,
+        *,
+        key: Key,
+        callback: tuple[
+            AbstractCallback[S1, T1, E, P],
+            AbstractCallback[S2, T2, E, P],
+            AbstractCallback[S3, T3, E, P],
+            AbstractCallback[S4, T4, E, P],
+            AbstractCallback[S5, T5, E, P],
+            AbstractCallback[S6, T6, E, P],
+        ],
+        interruptible: bool = True,
+    ) -> TrainResult[
+        P, tuple[S1, S2, S3, S4, S5, S6], tuple[T1, T2, T3, T4, T5, T6], AlgStateT
+    ]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: Timesteps,
+        *,
+        key: Key,
+        callback: tuple[
+            AbstractCallback[S1, T1, E, P],
+            AbstractCallback[S2, T2, E, P],
+            AbstractCallback[S3, T3, E, P],
+            AbstractCallback[S4, T4, E, P],
+            AbstractCallback[S5, T5, E, P],
+            AbstractCallback[S6, T6, E, P],
+            AbstractCallback[S7, T7, E, P],
+        ],
+        interruptible: bool = True,
+    ) -> TrainResult[
+        P,
+        tuple[S1, S2, S3, S4, S5, S6, S7],
+        tuple[T1, T2, T3, T4, T5, T6, T7],
+        AlgStateT,
+    ]: ...
+    @overload
+    def train(
+        self,
+        env: E,
+        policy: P,
+        total_timesteps: Timesteps,
+        *,
+        key: Key,
+        callback: tuple[
+            AbstractCallback[S1, T1, E, P],
+            AbstractCallback[S2, T2, E, P],
+            AbstractCallback[S3, T3, E, P],
+            AbstractCallback[S4, T4, E, P],
+            AbstractCallback[S5, T5, E, P],
+            AbstractCallback[S6, T6, E, P],
+            AbstractCallback[S7, T7, E, P],
+            AbstractCallback[S8, T8, E, P],
+        ],
+        interruptible: bool = True,
+    ) -> TrainResult[
+        P,
+        tuple[S1, S2, S3, S4, S5, S6, S7, S8],
+        tuple[T1, T2, T3, T4, T5, T6, T7, T8],
+        AlgStateT,
+    ]: ...
     @overload
     def train(
         self,

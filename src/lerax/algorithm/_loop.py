@@ -30,6 +30,7 @@ from ..callback import (
     StepContext,
     TrainingContext,
 )
+from ..callback._base import check_declared_types
 from ..callback._invoke import (
     DiscoveryMetrics,
     call_continue_training,
@@ -119,6 +120,7 @@ def train(
             f"interruptible must be a bool, got interruptible={interruptible!r}"
         )
     check_policy_fits(env, policy)
+    check_declared_types(cb, env, policy)
     if interruptible:
         _interrupt.install()
     result = _train(

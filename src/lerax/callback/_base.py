@@ -190,15 +190,22 @@ def declared_state_types(cls: type) -> tuple[object, object]:
     An entry that is still a type variable (a generic callback such as
     [`CallbackList`][lerax.callback.CallbackList]) means "not declared".
     """
+    return declared_type_arguments(cls)[:2]
+
+
+@functools.cache
+def declared_type_arguments(cls: type) -> tuple[object, object, object, object]:
+    """The ``(StateT, StepStateT, EnvT, PolicyT)`` a callback class declares
+    (a type variable where it declares none)."""
     found = _resolve_callback_args(cls, {})
     if found is None:  # AbstractCallback itself, or a non-generic subclass
-        return (StateT, StepStateT)
+        return (StateT, StepStateT, EnvT, PolicyT)
     return found
 
 
 def _resolve_callback_args(
     cls: type, subst: dict[object, object]
-) -> tuple[object, object] | None:
+) -> tuple[object, object, object, object] | None:
     for base in cls.__dict__.get("__orig_bases__", ()):
         origin = typing.get_origin(base) or base
         args = tuple(
@@ -206,8 +213,8 @@ def _resolve_callback_args(
             for a in typing.get_args(base)
         )
         if origin is AbstractCallback:
-            padded = args + (StateT, StepStateT)[len(args) :]
-            return (padded[0], padded[1])
+            padded = args + (StateT, StepStateT, EnvT, PolicyT)[len(args) :]
+            return (padded[0], padded[1], padded[2], padded[3])
         if isinstance(origin, type) and issubclass(origin, AbstractCallback):
             params = getattr(origin, "__parameters__", ())
             found = _resolve_callback_args(
@@ -221,6 +228,38 @@ def _resolve_callback_args(
             if found is not None:
                 return found
     return None
+
+
+def check_declared_types(
+    callback: AbstractCallback[Any, Any, Any, Any], env: object, policy: object
+) -> None:
+    """Raise ``TypeError`` if ``callback`` declares an environment or policy
+    type (its third or fourth type argument) that ``env`` or ``policy`` is
+    not: its hooks would read fields the training's environment lacks. A
+    ``CallbackList`` checks each member, naming its position."""
+    members = getattr(callback, "callbacks", None)
+    if isinstance(members, tuple):
+        for index, member in enumerate(members):
+            try:
+                check_declared_types(member, env, policy)
+            except TypeError as error:
+                raise TypeError(f"CallbackList member {index}: {error}") from error
+        return
+    _, _, env_t, policy_t = declared_type_arguments(type(callback))
+    for roles, one, value, declared, position in (
+        ("environments", "an environment", env, env_t, "third"),
+        ("policies", "a policy", policy, policy_t, "fourth"),
+    ):
+        cls = typing.get_origin(declared) or declared
+        if cls is Any:  # a class on Python 3.11+, but not one to check against
+            continue
+        if isinstance(cls, type) and not isinstance(value, cls):
+            raise TypeError(
+                f"{type(callback).__qualname__} is declared for {roles} of type "
+                f"{cls.__qualname__} (its {position} type argument), but training "
+                f"uses {one} of type {type(value).__qualname__}; train it on one, "
+                "or declare a type that both are"
+            )
 
 
 def default_initial_state(

@@ -77,7 +77,9 @@ class CallbackList(
 
     Its state is the tuple of its members' states and its step state the tuple
     of their step states, in member order; static type checkers infer both
-    (for up to eight members passed as separate arguments). Every hook is
+    (for up to eight members passed as separate arguments, nested lists
+    included; with more members, or from one Python list, they are
+    ``tuple[Any, ...]``). Every hook is
     forwarded to each member with its own slice of the state and its own key;
     ``continue_training`` is the logical AND of the members'. A Python list
     (``CallbackList([a, b])``) is accepted too, and nested lists are flattened.
@@ -174,10 +176,30 @@ class CallbackList(
         /,
     ) -> None: ...
 
+    # The untyped forms never take one to eight plain callbacks, which the
+    # overloads above type precisely: an overlap would make mypy fall back to
+    # Any for an argument whose type holds Any (a nested CallbackList's).
     @overload
     def __init__(
         self: "CallbackList[tuple[Any, ...], tuple[Any, ...], E, P]",
-        *callbacks: CallbackLike,
+        callbacks: CallbackSequence,
+        /,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: "CallbackList[tuple[Any, ...], tuple[Any, ...], E, P]",
+        c1: CallbackLike,
+        c2: CallbackLike,
+        c3: CallbackLike,
+        c4: CallbackLike,
+        c5: CallbackLike,
+        c6: CallbackLike,
+        c7: CallbackLike,
+        c8: CallbackLike,
+        c9: CallbackLike,
+        /,
+        *more: CallbackLike,
     ) -> None: ...
 
     def __init__(self, *callbacks: CallbackLike) -> None:

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Int, PRNGKeyArray
 
+from lerax.algorithm import PPO
 from lerax.callback import (
     AbstractCallback,
     CallbackList,
@@ -17,6 +18,8 @@ from lerax.callback import (
     ResetContext,
     StepContext,
 )
+from lerax.env import CartPole
+from lerax.policy import MLPActorCriticPolicy
 
 
 @final
@@ -59,4 +62,18 @@ class Other(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
 def swapped(ctx: ResetContext) -> None:
     callbacks = CallbackList(WrongReturn(), Other())
     states: tuple[EmptyCallbackState, Iterations] = callbacks.reset(ctx, key=jr.key(0))  # expect-error
+    del states
+
+
+def swapped_in_a_tuple() -> None:
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
+    result = PPO().train(env, policy, 2048, key=jr.key(1), callback=(WrongReturn(), Other()))
+    states: tuple[EmptyCallbackState, Iterations] = result.callback_state  # expect-error
+    del states
+
+
+def nested_swapped(ctx: ResetContext) -> None:
+    nested = CallbackList(CallbackList(WrongReturn(), Other()), Other())
+    states: tuple[tuple[EmptyCallbackState, Iterations], EmptyCallbackState] = nested.reset(ctx, key=jr.key(0))  # expect-error
     del states

@@ -1,6 +1,6 @@
 """A user's callbacks: must type-check clean under mypy and pyright."""
 
-from typing import assert_type, final
+from typing import Any, assert_type, final
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -88,6 +88,23 @@ def list_states(ctx: ResetContext) -> None:
     )
 
 
+def nested_lists(ctx: ResetContext) -> None:
+    # A nested CallbackList keeps every member's type under both checkers.
+    inner = CallbackList(IterationCounter(), EpisodeCounter())
+    outer = CallbackList(inner, IterationCounter())
+    key = jr.key(0)
+    assert_type(
+        outer.reset(ctx, key=key),
+        tuple[tuple[Iterations, EmptyCallbackState], Iterations],
+    )
+    # Past eight members (or from a Python list) the states are untyped tuples.
+    a, b = IterationCounter(), EpisodeCounter()
+    nine = CallbackList(a, b, a, b, a, b, a, b, a)
+    many = CallbackList([IterationCounter(), EpisodeCounter()])
+    assert_type(nine.reset(ctx, key=key), tuple[Any, ...])
+    assert_type(many.reset(ctx, key=key), tuple[Any, ...])
+
+
 def train_result() -> None:
     env = CartPole()
     policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
@@ -101,6 +118,18 @@ def train_result() -> None:
         callback=CallbackList(IterationCounter(), CartPoleWatcher()),
     )
     assert_type(both.callback_state, tuple[Iterations, EmptyCallbackState])
+    # A tuple is typed member by member, like CallbackList(a, b).
+    pair = PPO().train(
+        env,
+        policy,
+        2048,
+        key=jr.key(1),
+        callback=(IterationCounter(), EpisodeCounter()),
+    )
+    assert_type(pair.callback_state, tuple[Iterations, EmptyCallbackState])
+    assert_type(pair.callback_step_state, tuple[EmptyCallbackStepState, Episodes])
+    one = PPO().train(env, policy, 2048, key=jr.key(1), callback=(IterationCounter(),))
+    assert_type(one.callback_state, tuple[Iterations])
     plain: TrainResult[
         MLPActorCriticPolicy[Array], EmptyCallbackState, EmptyCallbackStepState
     ]
