@@ -467,13 +467,20 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         # the others go on; it is not active and logs nothing.
         should_log = jnp.logical_and(due, ctx.active)
         state = ctx.state
-        # Slot `count` is free (a full buffer was sent and emptied): writing it
-        # when not logging is harmless, only the first `count` are ever sent.
-        pending = jax.tree.map(
-            lambda buffer, x: buffer.at[state.count].set(x),
-            state.pending,
-            self._record(ctx),
-        )
+
+        def write(pending: IterationRecord) -> IterationRecord:
+            # Slot `count` is free (a full buffer was sent and emptied).
+            out: IterationRecord = jax.tree.map(
+                lambda buffer, x: buffer.at[state.count].set(x),
+                pending,
+                self._record(ctx),
+            )
+            return out
+
+        # The record is computed only in iterations that log: with a cheap
+        # iteration (A2C's, SAC's) its reductions are not negligible. (Under
+        # vmap with a batched flag this is a select, as before.)
+        pending = jax.lax.cond(should_log, write, lambda p: p, state.pending)
         count = state.count + should_log.astype(jnp.int32)
         size = jax.tree.leaves(pending)[0].shape[0]
         # Sent when the buffer is full, at the last iteration, and at the
