@@ -18,7 +18,7 @@ from lerax.callback import (
     ResetContext,
     StepContext,
 )
-from lerax.env import CartPole
+from lerax.env import CartPole, Pendulum
 from lerax.policy import MLPActorCriticPolicy
 
 
@@ -77,3 +77,15 @@ def nested_swapped(ctx: ResetContext) -> None:
     nested = CallbackList(CallbackList(WrongReturn(), Other()), Other())
     states: tuple[tuple[EmptyCallbackState, Iterations], EmptyCallbackState] = nested.reset(ctx, key=jr.key(0))  # expect-error
     del states
+
+
+@final
+class ForCartPole(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState, CartPole]):
+    pass
+
+
+def declared_for_another_environment() -> None:
+    # At run time a TypeError naming both types, before compiling.
+    env = Pendulum()
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
+    PPO().train(env, policy, 2048, key=jr.key(1), callback=ForCartPole())  # expect-error
