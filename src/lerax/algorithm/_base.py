@@ -10,7 +10,29 @@ from typing_extensions import TypeVar
 
 from .._custom_types import ArrayTree, Key
 from ..callback import AbstractCallback, EmptyCallbackState, EmptyCallbackStepState
-from ..callback._list import CallbackLike, CallbackSequence
+
+# S1..S8, T1..T8: the members of a tuple passed as `callback` (their state
+# and step-state types), as CallbackList's constructor types them.
+from ..callback._list import (
+    S1,
+    S2,
+    S3,
+    S4,
+    S5,
+    S6,
+    S7,
+    S8,
+    T1,
+    T2,
+    T3,
+    T4,
+    T5,
+    T6,
+    T7,
+    T8,
+    CallbackLike,
+    CallbackSequence,
+)
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from . import _loop
@@ -31,23 +53,6 @@ P = TypeVar("P", bound=AbstractPolicy[Any, Any])
 E = TypeVar("E", bound=AbstractEnv[Any, Any, Any])
 S = TypeVar("S")
 T = TypeVar("T")
-# The members of a tuple passed as `callback` (its state and step-state types).
-S1 = TypeVar("S1")
-S2 = TypeVar("S2")
-S3 = TypeVar("S3")
-S4 = TypeVar("S4")
-S5 = TypeVar("S5")
-S6 = TypeVar("S6")
-S7 = TypeVar("S7")
-S8 = TypeVar("S8")
-T1 = TypeVar("T1")
-T2 = TypeVar("T2")
-T3 = TypeVar("T3")
-T4 = TypeVar("T4")
-T5 = TypeVar("T5")
-T6 = TypeVar("T6")
-T7 = TypeVar("T7")
-T8 = TypeVar("T8")
 AlgT = TypeVar("AlgT", bound="AbstractAlgorithm[Any, Any]")
 
 

@@ -30,7 +30,6 @@ from ..callback import (
     StepContext,
     TrainingContext,
 )
-from ..callback._base import check_declared_types
 from ..callback._invoke import (
     DiscoveryMetrics,
     call_continue_training,
@@ -40,7 +39,7 @@ from ..callback._invoke import (
     call_reset,
     call_step_reset,
 )
-from ..callback._list import call_iteration
+from ..callback._list import call_iteration, check_declared_types
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box

@@ -230,38 +230,6 @@ def _resolve_callback_args(
     return None
 
 
-def check_declared_types(
-    callback: AbstractCallback[Any, Any, Any, Any], env: object, policy: object
-) -> None:
-    """Raise ``TypeError`` if ``callback`` declares an environment or policy
-    type (its third or fourth type argument) that ``env`` or ``policy`` is
-    not: its hooks would read fields the training's environment lacks. A
-    ``CallbackList`` checks each member, naming its position."""
-    members = getattr(callback, "callbacks", None)
-    if isinstance(members, tuple):
-        for index, member in enumerate(members):
-            try:
-                check_declared_types(member, env, policy)
-            except TypeError as error:
-                raise TypeError(f"CallbackList member {index}: {error}") from error
-        return
-    _, _, env_t, policy_t = declared_type_arguments(type(callback))
-    for roles, one, value, declared, position in (
-        ("environments", "an environment", env, env_t, "third"),
-        ("policies", "a policy", policy, policy_t, "fourth"),
-    ):
-        cls = typing.get_origin(declared) or declared
-        if cls is Any:  # a class on Python 3.11+, but not one to check against
-            continue
-        if isinstance(cls, type) and not isinstance(value, cls):
-            raise TypeError(
-                f"{type(callback).__qualname__} is declared for {roles} of type "
-                f"{cls.__qualname__} (its {position} type argument), but training "
-                f"uses {one} of type {type(value).__qualname__}; train it on one, "
-                "or declare a type that both are"
-            )
-
-
 def default_initial_state(
     callback: AbstractCallback[Any, Any, Any, Any],
     hook: Literal["reset", "step_reset"],

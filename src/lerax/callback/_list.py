@@ -1,6 +1,7 @@
 """CallbackList: run several callbacks as one."""
 
 import dataclasses
+import typing
 from collections.abc import Mapping, Sequence
 from typing import (
     Any,
@@ -22,7 +23,7 @@ from typing_extensions import TypeVar, override
 from .._custom_types import Key
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
-from ._base import AbstractCallback
+from ._base import AbstractCallback, declared_type_arguments
 from ._context import IterationContext, ResetContext, StepContext, TrainingContext
 from ._errors import CallbackStateError, in_member
 from ._invoke import (
@@ -376,6 +377,37 @@ def call_iteration(
     state = call_on_iteration(callback, ctx, key=key)
     after = dataclasses.replace(ctx, state=state)
     return state, call_metrics(callback, after, key=jr.fold_in(key, 1))
+
+
+def check_declared_types(
+    callback: AbstractCallback[Any, Any, Any, Any], env: object, policy: object
+) -> None:
+    """Raise ``TypeError`` if ``callback`` declares an environment or policy
+    type (its third or fourth type argument) that ``env`` or ``policy`` is
+    not: its hooks would read fields the training's environment lacks. A
+    ``CallbackList`` checks each member, naming its position."""
+    if isinstance(callback, CallbackList):
+        for index, member in enumerate(callback.callbacks):
+            try:
+                check_declared_types(member, env, policy)
+            except TypeError as error:
+                raise TypeError(f"CallbackList member {index}: {error}") from error
+        return
+    _, _, env_t, policy_t = declared_type_arguments(type(callback))
+    for roles, one, value, declared, position in (
+        ("environments", "an environment", env, env_t, "third"),
+        ("policies", "a policy", policy, policy_t, "fourth"),
+    ):
+        cls = typing.get_origin(declared) or declared
+        if cls is Any:  # a class on Python 3.11+, but not one to check against
+            continue
+        if isinstance(cls, type) and not isinstance(value, cls):
+            raise TypeError(
+                f"{type(callback).__qualname__} is declared for {roles} of type "
+                f"{cls.__qualname__} (its {position} type argument), but training "
+                f"uses {one} of type {type(value).__qualname__}; train it on one, "
+                "or declare a type that both are"
+            )
 
 
 def _add_published(

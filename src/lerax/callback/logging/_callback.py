@@ -33,7 +33,7 @@ from .._base import AbstractCallback
 from .._context import IterationContext, ResetContext, StepContext, TrainingContext
 from .._types import AlgorithmInfo
 from ._backend import AbstractLoggingBackend, HParamValue, LoggingBackendError
-from ._writer import HostLogger, Record, StartInfo, raisable
+from ._writer import TIME_NAMES, HostLogger, Record, StartInfo, raisable
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
@@ -324,7 +324,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         buffer of records."""
         size = max(1, min(ctx.algorithm.host_call_every, _MAX_BUFFER))
         names = [f"train/{k}" for k in ctx.algorithm.initial_training_log()]
-        taken = {*names, *_ROLLOUT_NAMES, "rollout/episodes", *_TIME_NAMES}
+        taken = {*names, *_ROLLOUT_NAMES, "rollout/episodes", *TIME_NAMES}
         for metric in ctx.metric_names:
             if metric in taken:
                 raise ValueError(
@@ -669,7 +669,6 @@ _ROLLOUT_NAMES = (
     "rollout/ep_length_mean",
 )
 _EMA_NAMES = frozenset(_ROLLOUT_NAMES[:2])
-_TIME_NAMES = ("time/timesteps", "time/iteration", "time/steps_per_second")
 _WINDOW_NAMES = frozenset(_ROLLOUT_NAMES[2:])
 
 

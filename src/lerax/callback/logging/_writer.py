@@ -60,6 +60,9 @@ short)."""
 _POLL_SECONDS = 0.05
 """How often a waiting host call checks that the worker is still alive."""
 
+# What the writer adds to every iteration record.
+TIME_NAMES = ("time/timesteps", "time/iteration", "time/steps_per_second")
+
 
 @final
 @dataclasses.dataclass(frozen=True)
@@ -588,11 +591,9 @@ class HostLogger:
         record.rate_clock = message.clock
         record.rate_timesteps = rec.timesteps
         record.rate_iteration = rec.iteration
-        full: dict[str, float] = {
-            "time/timesteps": float(step),
-            "time/iteration": float(iteration),
-            "time/steps_per_second": rate,
-        }
+        full: dict[str, float] = dict(
+            zip(TIME_NAMES, (float(step), float(iteration), rate), strict=True)
+        )
         full.update(rec.scalars)
         return full, step, iteration
 
