@@ -130,8 +130,8 @@ class A2C(AbstractAlgorithm[ActorCritic, A2CState]):
         )
         self.num_envs = num_envs
         self.num_steps = num_steps
-        floats = hyperparameters(
-            "A2C",
+        hyperparameters(
+            self,
             self.hyperparameter_ranges,
             learning_rate=learning_rate,
             gamma=gamma,
@@ -141,13 +141,6 @@ class A2C(AbstractAlgorithm[ActorCritic, A2CState]):
             max_grad_norm=max_grad_norm,
             rms_prop_eps=rms_prop_eps,
         )
-        self.learning_rate = floats["learning_rate"]
-        self.gamma = floats["gamma"]
-        self.gae_lambda = floats["gae_lambda"]
-        self.ent_coef = floats["ent_coef"]
-        self.vf_coef = floats["vf_coef"]
-        self.max_grad_norm = floats["max_grad_norm"]
-        self.rms_prop_eps = floats["rms_prop_eps"]
         self.anneal_lr = anneal_lr
         self.normalize_advantages = normalize_advantages
 

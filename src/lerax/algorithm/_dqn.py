@@ -252,8 +252,8 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         self.double_dqn = double_dqn
         self.anneal_lr = anneal_lr
         self.td_loss = td_loss
-        floats = hyperparameters(
-            "DQN",
+        hyperparameters(
+            self,
             self.hyperparameter_ranges,
             learning_rate=learning_rate,
             gamma=gamma,
@@ -263,13 +263,6 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
             exploration_fraction=exploration_fraction,
             max_grad_norm=max_grad_norm,
         )
-        self.learning_rate = floats["learning_rate"]
-        self.gamma = floats["gamma"]
-        self.tau = floats["tau"]
-        self.eps_start = floats["eps_start"]
-        self.eps_end = floats["eps_end"]
-        self.exploration_fraction = floats["exploration_fraction"]
-        self.max_grad_norm = floats["max_grad_norm"]
 
     @property
     def host_call_every(self) -> int:

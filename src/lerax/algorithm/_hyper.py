@@ -97,15 +97,16 @@ def hyperparameter(
 
 
 def hyperparameters(
-    owner: str,
+    module: eqx.Module,
     allowed: Mapping[str, Interval],
     **values: Float[ArrayLike, "*batch"],
-) -> dict[str, Float[Array, "*batch"]]:
-    """[`hyperparameter`][] for each of ``values`` (by name, against ``allowed``)."""
-    return {
-        name: hyperparameter(owner, name, value, allowed[name])
-        for name, value in values.items()
-    }
+) -> None:
+    """In ``module``'s ``__init__``: [`hyperparameter`][] for each of
+    ``values`` (by name, against ``allowed``; errors name ``module``'s class),
+    set as the field of that name."""
+    owner = type(module).__name__
+    for name, value in values.items():
+        setattr(module, name, hyperparameter(owner, name, value, allowed[name]))
 
 
 def check_flags(owner: str, **flags: object) -> None:

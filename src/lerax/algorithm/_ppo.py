@@ -170,8 +170,8 @@ class PPO(AbstractAlgorithm[ActorCritic, PPOState]):
         self.num_steps = num_steps
         self.num_epochs = num_epochs
         self.num_minibatches = num_minibatches
-        floats = hyperparameters(
-            "PPO",
+        hyperparameters(
+            self,
             self.hyperparameter_ranges,
             gamma=gamma,
             gae_lambda=gae_lambda,
@@ -181,13 +181,6 @@ class PPO(AbstractAlgorithm[ActorCritic, PPOState]):
             max_grad_norm=max_grad_norm,
             learning_rate=learning_rate,
         )
-        self.gamma = floats["gamma"]
-        self.gae_lambda = floats["gae_lambda"]
-        self.clip_coef = floats["clip_coef"]
-        self.ent_coef = floats["ent_coef"]
-        self.vf_coef = floats["vf_coef"]
-        self.max_grad_norm = floats["max_grad_norm"]
-        self.learning_rate = floats["learning_rate"]
         self.anneal_lr = anneal_lr
         self.normalize_advantages = normalize_advantages
 

@@ -216,8 +216,8 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
         self.learning_starts = learning_starts
         self.batch_size = batch_size
         self.gradient_steps = gradient_steps
-        floats = hyperparameters(
-            "SAC",
+        hyperparameters(
+            self,
             self.hyperparameter_ranges,
             learning_rate=learning_rate,
             gamma=gamma,
@@ -225,11 +225,6 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
             ent_coef=1.0 if isinstance(ent_coef, str) else ent_coef,
             target_entropy=0.0 if isinstance(target_entropy, str) else target_entropy,
         )
-        self.learning_rate = floats["learning_rate"]
-        self.gamma = floats["gamma"]
-        self.tau = floats["tau"]
-        self.ent_coef = floats["ent_coef"]
-        self.target_entropy = floats["target_entropy"]
         self.learn_ent_coef = learn_ent_coef
         self.auto_target_entropy = auto_target_entropy
 

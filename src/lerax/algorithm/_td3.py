@@ -227,8 +227,8 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
         self.batch_size = batch_size
         self.gradient_steps = gradient_steps
         self.policy_delay = policy_delay
-        floats = hyperparameters(
-            "TD3",
+        hyperparameters(
+            self,
             self.hyperparameter_ranges,
             learning_rate=learning_rate,
             gamma=gamma,
@@ -238,13 +238,6 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
             target_noise=target_noise,
             target_noise_clip=target_noise_clip,
         )
-        self.learning_rate = floats["learning_rate"]
-        self.gamma = floats["gamma"]
-        self.tau = floats["tau"]
-        self.max_grad_norm = floats["max_grad_norm"]
-        self.exploration_noise = floats["exploration_noise"]
-        self.target_noise = floats["target_noise"]
-        self.target_noise_clip = floats["target_noise_clip"]
 
     @property
     def host_call_every(self) -> int:
