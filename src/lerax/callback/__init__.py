@@ -1,5 +1,6 @@
 """The typed, compile-checked callback framework, and (from
-[`lerax.callback.logging`][lerax.callback.logging]) the logging callbacks."""
+[`lerax.callback.logging`][lerax.callback.logging]) the logging callbacks and (from
+[`lerax.callback.history`][lerax.callback.history]) the learning-curve recorder."""
 
 from .._host import num_runs as num_runs
 from .._host import run_index as run_index
@@ -18,6 +19,8 @@ from ._hooks import not_a_hook as not_a_hook
 from ._list import CallbackLike as CallbackLike
 from ._list import CallbackList as CallbackList
 from ._types import AlgorithmInfo as AlgorithmInfo
+from .history import HistoryCallback as HistoryCallback
+from .history import HistoryState as HistoryState
 from .logging import AbstractLoggingBackend as AbstractLoggingBackend
 from .logging import ConsoleBackend as ConsoleBackend
 from .logging import EpisodeStatistics as EpisodeStatistics

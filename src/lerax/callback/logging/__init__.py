@@ -6,10 +6,10 @@ Also importable from [`lerax.callback`][lerax.callback].
 """
 
 from ...errors import LoggingBackendError as LoggingBackendError
+from .._episodes import EpisodeStatistics as EpisodeStatistics
 from ._backend import AbstractLoggingBackend as AbstractLoggingBackend
 from ._backend import HParamValue as HParamValue
 from ._backend import RunInfo as RunInfo
-from ._callback import EpisodeStatistics as EpisodeStatistics
 from ._callback import IterationRecord as IterationRecord
 from ._callback import LoggingCallback as LoggingCallback
 from ._callback import LoggingState as LoggingState

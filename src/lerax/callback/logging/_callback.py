@@ -31,57 +31,21 @@ from ...env import AbstractEnv
 from ...policy import AbstractPolicy
 from .._base import AbstractCallback
 from .._context import IterationContext, ResetContext, StepContext, TrainingContext
+from .._episodes import EMA_NAMES as _EMA_NAMES
+from .._episodes import ROLLOUT_NAMES as _ROLLOUT_NAMES
+from .._episodes import WINDOW_NAMES as _WINDOW_NAMES
+from .._episodes import (
+    EpisodeStatistics,
+    initial_statistics,
+    summarize,
+    update_statistics,
+)
 from .._types import AlgorithmInfo
 from ._backend import AbstractLoggingBackend, HParamValue, LoggingBackendError
 from ._writer import TIME_NAMES, HostLogger, Record, StartInfo, raisable
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
-
-
-@final
-class EpisodeStatistics(eqx.Module):
-    """[`LoggingCallback`][lerax.callback.logging.LoggingCallback]'s step state: one
-    environment's episodes.
-
-    Built from raw environment rewards; it persists across rollouts, so an
-    episode may span several iterations. The ``window_*`` fields describe
-    the episodes that ended since the last logged iteration (the window that
-    starts at iteration ``window_iteration``).
-    With a leading axis (one row per environment) when read from a training
-    result.
-
-    Attributes:
-        episode_return: the return of the episode in progress so far.
-        episode_length: the length of the episode in progress so far.
-        return_ema: EMA of completed episodes' returns, started at the first
-            one (``ema = ema_alpha * ema + (1 - ema_alpha) * episode_return``).
-        length_ema: the same for episode lengths (0 until an episode ended).
-        window_iteration: the first iteration (0-based) of the logging window
-            the window fields describe: the iterations since the last logged one.
-        window_episodes: episodes that ended in that window.
-        window_return_sum: the sum of their returns.
-        window_return_min: the smallest of them (``inf`` if none).
-        window_return_max: the largest of them (``-inf`` if none).
-        window_length_sum: the sum of their lengths.
-    """
-
-    episode_return: Float[Array, "*envs"]
-    episode_length: Int[Array, "*envs"]
-    return_ema: Float[Array, "*envs"]
-    length_ema: Float[Array, "*envs"]
-    window_iteration: Int[Array, "*envs"]
-    window_episodes: Int[Array, "*envs"]
-    window_return_sum: Float[Array, "*envs"]
-    window_return_min: Float[Array, "*envs"]
-    window_return_max: Float[Array, "*envs"]
-    window_length_sum: Int[Array, "*envs"]
-
-    @property
-    def completed(self) -> Bool[Array, "*envs"]:
-        """At least one episode has ended (the EMAs are defined): episode
-        lengths are at least 1, so the length EMA is positive from then on."""
-        return self.length_ema > 0
 
 
 @final
@@ -353,20 +317,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key
     ) -> EpisodeStatistics:
         """Empty statistics: no episode completed, no window."""
-        zero_f = jnp.zeros((), jnp.float32)
-        zero_i = jnp.zeros((), jnp.int32)
-        return EpisodeStatistics(
-            episode_return=zero_f,
-            episode_length=zero_i,
-            return_ema=zero_f,
-            length_ema=zero_f,
-            window_iteration=jnp.full((), -1, jnp.int32),
-            window_episodes=zero_i,
-            window_return_sum=zero_f,
-            window_return_min=jnp.full((), jnp.inf, jnp.float32),
-            window_return_max=jnp.full((), -jnp.inf, jnp.float32),
-            window_length_sum=zero_i,
-        )
+        return initial_statistics()
 
     @override
     def on_step(
@@ -376,40 +327,10 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         key: Key,
     ) -> EpisodeStatistics:
         """Add the step's raw reward; on ``done``, close the episode."""
-        s = ctx.state
-        # The window describes the episodes since the last logged iteration:
-        # restart it when a new logging period began (a hook can only update
-        # step state here).
+        # The window describes the episodes since the last logged iteration.
         every = self.iterations_between_logs(ctx.algorithm)
-        start = (ctx.iteration_count // every) * every
-        current = s.window_iteration == start
-        episodes = jnp.where(current, s.window_episodes, 0)
-        return_sum = jnp.where(current, s.window_return_sum, 0.0)
-        length_sum = jnp.where(current, s.window_length_sum, 0)
-        return_min = jnp.where(current, s.window_return_min, jnp.inf)
-        return_max = jnp.where(current, s.window_return_max, -jnp.inf)
-
-        ret = s.episode_return + jnp.asarray(ctx.reward, jnp.float32)
-        length = s.episode_length + 1
-        done = ctx.done
-        length_f = length.astype(jnp.float32)
-        a = self.ema_alpha
-        completed = s.completed
-        return_ema = jnp.where(completed, a * s.return_ema + (1.0 - a) * ret, ret)
-        length_ema = jnp.where(
-            completed, a * s.length_ema + (1.0 - a) * length_f, length_f
-        )
-        return EpisodeStatistics(
-            episode_return=jnp.where(done, 0.0, ret),
-            episode_length=jnp.where(done, 0, length),
-            return_ema=jnp.where(done, return_ema, s.return_ema),
-            length_ema=jnp.where(done, length_ema, s.length_ema),
-            window_iteration=jnp.asarray(start, jnp.int32),
-            window_episodes=episodes + done.astype(jnp.int32),
-            window_return_sum=return_sum + jnp.where(done, ret, 0.0),
-            window_return_min=jnp.where(done, jnp.minimum(return_min, ret), return_min),
-            window_return_max=jnp.where(done, jnp.maximum(return_max, ret), return_max),
-            window_length_sum=length_sum + jnp.where(done, length, 0),
+        return update_statistics(
+            ctx.state, ctx.reward, ctx.done, ctx.iteration_count, every, self.ema_alpha
         )
 
     @override
@@ -504,30 +425,14 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         ctx: IterationContext[LoggingState, EpisodeStatistics, AnyEnv, AnyPolicy],
     ) -> IterationRecord:
         """This iteration's record."""
-        st = ctx.step_state
         every = self.iterations_between_logs(ctx.algorithm)
-        current = st.window_iteration == ((ctx.iteration_count - 1) // every) * every
-        episodes_per_env = jnp.where(current, st.window_episodes, 0)
-        episodes = jnp.sum(episodes_per_env)
-        denom = jnp.maximum(episodes, 1).astype(jnp.float32)
-        return_mean = jnp.sum(jnp.where(current, st.window_return_sum, 0.0)) / denom
-        length_mean = (
-            jnp.sum(jnp.where(current, st.window_length_sum, 0)).astype(jnp.float32)
-            / denom
-        )
-        return_min = jnp.min(jnp.where(current, st.window_return_min, jnp.inf))
-        return_max = jnp.max(jnp.where(current, st.window_return_max, -jnp.inf))
-        n_completed = jnp.sum(st.completed.astype(jnp.int32))
-        ema_denom = jnp.maximum(n_completed, 1).astype(jnp.float32)
-        return_ema = jnp.sum(jnp.where(st.completed, st.return_ema, 0.0)) / ema_denom
-        length_ema = jnp.sum(jnp.where(st.completed, st.length_ema, 0.0)) / ema_denom
+        summary = summarize(ctx.step_state, ctx.iteration_count, every)
 
         scalars = {
             f"train/{k}": jnp.asarray(v, jnp.float32)
             for k, v in ctx.training_log.items()
         }
-        rollout = (return_ema, length_ema, return_mean, return_min, return_max)
-        scalars.update(zip(_ROLLOUT_NAMES, (*rollout, length_mean), strict=True))
+        scalars.update(summary.scalars)
         # The published metrics this logger was reset for (their latest values).
         for name in ctx.state.pending.scalars:
             if name not in scalars:
@@ -535,9 +440,9 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         return IterationRecord(
             iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
             timesteps=jnp.asarray(ctx.num_timesteps, jnp.int32),
-            episodes=episodes.astype(jnp.int32),
-            ema_valid=n_completed > 0,
-            window_valid=episodes > 0,
+            episodes=summary.episodes,
+            ema_valid=summary.ema_valid,
+            window_valid=summary.window_valid,
             scalars=scalars,
         )
 
@@ -658,18 +563,6 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
                     f"LoggingCallback was built with {argument} of type "
                     f"{expected.__name__}, but training uses {type(got).__name__}"
                 )
-
-
-_ROLLOUT_NAMES = (
-    "rollout/ep_return_ema",
-    "rollout/ep_length_ema",
-    "rollout/ep_return_mean",
-    "rollout/ep_return_min",
-    "rollout/ep_return_max",
-    "rollout/ep_length_mean",
-)
-_EMA_NAMES = frozenset(_ROLLOUT_NAMES[:2])
-_WINDOW_NAMES = frozenset(_ROLLOUT_NAMES[2:])
 
 
 def _check_backends(backends: object) -> list[AbstractLoggingBackend]:
