@@ -19,6 +19,7 @@ PACKAGES = [
     "lerax.algorithm",
     "lerax.callback",
     "lerax.callback.logging",
+    "lerax.callback.history",
 ]
 
 
