@@ -1,6 +1,8 @@
 """The typed, compile-checked callback framework, and (from
-[`lerax.callback.logging`][lerax.callback.logging]) the logging callbacks and (from
-[`lerax.callback.history`][lerax.callback.history]) the learning-curve recorder."""
+[`lerax.callback.logging`][lerax.callback.logging]) the logging callbacks, (from
+[`lerax.callback.history`][lerax.callback.history]) the learning-curve recorder
+and (from [`lerax.callback.control`][lerax.callback.control]) the callbacks that
+evaluate, run periodically and stop."""
 
 from .._host import num_runs as num_runs
 from .._host import run_index as run_index
@@ -19,6 +21,15 @@ from ._hooks import not_a_hook as not_a_hook
 from ._list import CallbackLike as CallbackLike
 from ._list import CallbackList as CallbackList
 from ._types import AlgorithmInfo as AlgorithmInfo
+from .control import EpisodeCount as EpisodeCount
+from .control import EvalCallback as EvalCallback
+from .control import EvalState as EvalState
+from .control import EveryN as EveryN
+from .control import EveryNState as EveryNState
+from .control import NoImprovementState as NoImprovementState
+from .control import StopOnMaxEpisodes as StopOnMaxEpisodes
+from .control import StopOnNoImprovement as StopOnNoImprovement
+from .control import StopOnRewardThreshold as StopOnRewardThreshold
 from .history import HistoryCallback as HistoryCallback
 from .history import HistoryState as HistoryState
 from .logging import AbstractLoggingBackend as AbstractLoggingBackend
