@@ -20,6 +20,7 @@ PACKAGES = [
     "lerax.callback",
     "lerax.callback.logging",
     "lerax.callback.history",
+    "lerax.callback.control",
 ]
 
 
