@@ -270,7 +270,7 @@ class HistoryCallback(AbstractCallback[HistoryState, EpisodeStatistics]):
         metrics: Mapping[str, Float[Array, ""]],
     ) -> None:
         available = (
-            *(f"train/{k}" for k in training_log),
+            *sorted(f"train/{k}" for k in training_log),
             *EPISODE_STATISTICS,
             *sorted(metrics),
         )
