@@ -6,7 +6,8 @@ Each is also importable where it is raised:
 [`LoggingBackendError`][lerax.errors.LoggingBackendError] from
 [`lerax.callback`][lerax.callback] and
 [`lerax.callback.logging`][lerax.callback.logging],
-[`TrainingInterrupted`][lerax.errors.TrainingInterrupted] from
+[`TrainingInterrupted`][lerax.errors.TrainingInterrupted] and
+[`NonFiniteError`][lerax.errors.NonFiniteError] from
 [`lerax.algorithm`][lerax.algorithm]; those are the same classes.
 
 This module imports nothing from the rest of Lerax, so every package can
@@ -143,4 +144,44 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.result = result
 
 
-__all__ = ["CallbackStateError", "LoggingBackendError", "TrainingInterrupted"]
+class NonFiniteError(FloatingPointError):
+    """A non-finite number (NaN or infinity) stopped a training run that was
+    called directly (eagerly).
+
+    The run stopped at the first iteration whose rewards, observations,
+    declared losses or updated policy parameters were not all finite, keeping
+    its state from before that iteration (see ``train``'s ``check_finite``);
+    ``result`` holds the [`TrainResult`][lerax.algorithm.TrainResult], whose
+    ``status`` names the iteration and the quantity of every run that stopped.
+
+    Args:
+        result: the ``TrainResult``.
+        iteration: the iteration (counted from 1) in which the first stopped
+            run met the value.
+        run_index: that run's index among the vmapped runs (0 for one run).
+        quantity: what was not finite (``"reward"``, ``"observation"``, a
+            loss's name in the training log, ``"policy parameters"``).
+    """
+
+    def __init__(
+        self, result: Any, iteration: int, run_index: int, quantity: str
+    ) -> None:
+        super().__init__(
+            f"training met a non-finite {quantity} in iteration {iteration} of run "
+            f"{run_index} and stopped that run with its state from before the "
+            "iteration; the result is in this exception's `result` (its "
+            "`status` says which runs stopped, where and why). Pass "
+            "check_finite=False to train without the check"
+        )
+        self.result = result
+        self.iteration = iteration
+        self.run_index = run_index
+        self.quantity = quantity
+
+
+__all__ = [
+    "CallbackStateError",
+    "LoggingBackendError",
+    "NonFiniteError",
+    "TrainingInterrupted",
+]

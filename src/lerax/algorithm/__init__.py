@@ -1,5 +1,6 @@
 """Training algorithms; one loop in the base class owns every callback hook call."""
 
+from ..errors import NonFiniteError as NonFiniteError
 from ..errors import TrainingInterrupted as TrainingInterrupted
 from ._a2c import A2C as A2C
 from ._a2c import A2CState as A2CState

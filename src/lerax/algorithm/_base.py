@@ -164,6 +164,21 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         zero."""
 
     @property
+    def loss_names(self) -> tuple[str, ...]:
+        """The training-log entries that are losses, which the training loop
+        checks are finite (``train(check_finite=True)``, the default): by
+        default every name of
+        [`initial_training_log`][lerax.algorithm.AbstractAlgorithm.initial_training_log]
+        that is ``loss`` or ends in ``_loss``. Diagnostics that may be NaN by
+        design (PPO's ``explained_variance`` when the returns do not vary) are
+        not losses."""
+        return tuple(
+            name
+            for name in self.initial_training_log()
+            if name == "loss" or name.endswith("_loss")
+        )
+
+    @property
     def name(self) -> str:
         """A short name for logs (the class name)."""
         return type(self).__name__
@@ -254,6 +269,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: None = None,
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[P, EmptyCallbackState, EmptyCallbackStepState, AlgStateT]: ...
     @overload
     def train(
@@ -265,6 +281,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: AbstractCallback[S, T, E, P],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[P, S, T, AlgStateT]: ...
     # A tuple of up to eight callbacks is typed member by member, like
     # CallbackList(a, b, ...); a list (or a longer tuple) loses the types.
@@ -278,6 +295,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: tuple[AbstractCallback[S1, T1, E, P],],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[P, tuple[S1,], tuple[T1,], AlgStateT]: ...
     @overload
     def train(
@@ -289,6 +307,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: tuple[AbstractCallback[S1, T1, E, P], AbstractCallback[S2, T2, E, P]],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[P, tuple[S1, S2], tuple[T1, T2], AlgStateT]: ...
     @overload
     def train(
@@ -304,6 +323,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             AbstractCallback[S3, T3, E, P],
         ],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[P, tuple[S1, S2, S3], tuple[T1, T2, T3], AlgStateT]: ...
     @overload
     def train(
@@ -320,6 +340,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             AbstractCallback[S4, T4, E, P],
         ],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[P, tuple[S1, S2, S3, S4], tuple[T1, T2, T3, T4], AlgStateT]: ...
     @overload
     def train(
@@ -337,6 +358,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             AbstractCallback[S5, T5, E, P],
         ],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[
         P, tuple[S1, S2, S3, S4, S5], tuple[T1, T2, T3, T4, T5], AlgStateT
     ]: ...
@@ -357,6 +379,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             AbstractCallback[S6, T6, E, P],
         ],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[
         P, tuple[S1, S2, S3, S4, S5, S6], tuple[T1, T2, T3, T4, T5, T6], AlgStateT
     ]: ...
@@ -378,6 +401,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             AbstractCallback[S7, T7, E, P],
         ],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[
         P,
         tuple[S1, S2, S3, S4, S5, S6, S7],
@@ -403,6 +427,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             AbstractCallback[S8, T8, E, P],
         ],
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[
         P,
         tuple[S1, S2, S3, S4, S5, S6, S7, S8],
@@ -419,6 +444,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: CallbackSequence,
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[P, tuple[Any, ...], tuple[Any, ...], AlgStateT]: ...
     def train(
         self,
@@ -429,6 +455,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: CallbackLike | None = None,
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> TrainResult[P, Any, Any, AlgStateT]:
         """Train ``policy`` on ``env`` for ``total_timesteps`` environment steps.
 
@@ -466,6 +493,16 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
                 [`CallbackList`][lerax.callback.CallbackList]) or ``None``.
             interruptible: poll for Ctrl-C (False compiles without the poll;
                 a logging failure is then reported as a callback stop).
+            check_finite: check, on device, every iteration's rewards and
+                observations, the algorithm's declared losses
+                ([`loss_names`][lerax.algorithm.AbstractAlgorithm.loss_names], when
+                a callback makes the update compute its log) and the policy's
+                parameters after the update. At the first value that is not
+                finite the run stops (status ``StopReason.NON_FINITE``, naming
+                the iteration and the quantity) with its state from before
+                that iteration, except that a replay buffer in the
+                algorithm's state keeps the iteration's transitions. False
+                compiles without the checks.
 
         Raises:
             TypeError: if ``env`` is not an ``AbstractEnv`` (a Gymnasium
@@ -473,13 +510,16 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
                 ``AbstractPolicy`` (or not of the kind the algorithm trains),
                 ``total_timesteps`` not a Python or NumPy integer, ``key`` not
                 a PRNG key, ``callback`` not a callback, a list of them or
-                None, or ``interruptible`` not a bool.
+                None, or ``interruptible`` or ``check_finite`` not a bool.
             ValueError: if ``total_timesteps`` is below one iteration or would
                 overflow a counter (see
                 [`num_iterations`][lerax.algorithm.AbstractAlgorithm.num_iterations]),
                 or the policy was built for other spaces than ``env``'s.
             TrainingInterrupted: called directly (not under ``jit``/``vmap``),
                 when Ctrl-C stopped training; ``result`` holds the result.
+            NonFiniteError: called directly, when a run met a non-finite
+                value (``check_finite``); ``result`` holds the result. Under a
+                transform the runs end with their ``status``.
             LoggingBackendError: called directly, when a logging backend
                 failed and stopped training (a backend's ``KeyboardInterrupt``
                 or ``SystemExit`` is raised as itself, with a note naming the
@@ -495,6 +535,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             key=key,
             callback=callback,
             interruptible=interruptible,
+            check_finite=check_finite,
         )
 
     @overload
@@ -507,6 +548,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: None = None,
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> P: ...
     @overload
     def learn(
@@ -518,6 +560,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: AbstractCallback[Any, Any, E, P] | CallbackSequence,
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> P: ...
     def learn(
         self,
@@ -528,6 +571,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         key: Key,
         callback: CallbackLike | None = None,
         interruptible: bool = True,
+        check_finite: bool = True,
     ) -> P:
         """Like [`train`][lerax.algorithm.AbstractAlgorithm.train], returning only the
         trained policy."""
@@ -538,6 +582,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             key=key,
             callback=callback,
             interruptible=interruptible,
+            check_finite=check_finite,
         )
         return result.policy
 

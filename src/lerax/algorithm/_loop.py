@@ -20,6 +20,7 @@ from jaxtyping import Key as PRNGKey
 from .. import _interrupt
 from .._custom_types import ArrayTree, Key, TrainingLog
 from .._host import any_run, failures_of, poll, run_index, select_runs
+from ..buffer import ReplayBuffer
 from ..callback import (
     AbstractCallback,
     CallbackList,
@@ -45,7 +46,7 @@ from ..policy import AbstractPolicy
 from ..space import Box
 from ._hyper import Timesteps, as_total_timesteps, counter_dtype, show
 from ._rollout import Rollout
-from ._status import StopReason, TrainingInterrupted, TrainStatus
+from ._status import NonFiniteError, StopReason, TrainingInterrupted, TrainStatus
 from ._train_state import TrainResult, TrainState
 
 
@@ -67,6 +68,8 @@ class _Trainable(Protocol):
     def checked(self) -> Any: ...
     def num_iterations(self, total_timesteps: int) -> int: ...
     def initial_training_log(self) -> dict[str, Float[Array, ""]]: ...
+    @property
+    def loss_names(self) -> tuple[str, ...]: ...
     def init_state(
         self,
         env: AbstractEnv[Any, Any, Any],
@@ -104,6 +107,7 @@ def train(
     key: Key,
     callback: object,
     interruptible: bool,
+    check_finite: bool,
 ) -> TrainResult[Any, Any, Any, Any]:
     """[`AbstractAlgorithm.train`][lerax.algorithm.AbstractAlgorithm.train]: check
     the arguments before anything compiles, run the compiled program, and
@@ -118,12 +122,24 @@ def train(
         raise TypeError(
             f"interruptible must be a bool, got interruptible={interruptible!r}"
         )
+    if not isinstance(check_finite, bool):
+        raise TypeError(
+            f"check_finite must be a bool, got check_finite={check_finite!r}"
+        )
     check_policy_fits(env, policy)
     check_declared_types(cb, env, policy)
     if interruptible:
         _interrupt.install()
     result = _train(
-        algo, env, policy, cb, total_timesteps, num_iterations, key, interruptible
+        algo,
+        env,
+        policy,
+        cb,
+        total_timesteps,
+        num_iterations,
+        key,
+        interruptible,
+        check_finite,
     )
     _raise_if_abnormal(result, cb)
     return result
@@ -145,6 +161,13 @@ def _raise_if_abnormal(
     if (codes == StopReason.INTERRUPTED).any():
         stopped = np.asarray(result.status.iteration)[codes == StopReason.INTERRUPTED]
         raise TrainingInterrupted(result, int(stopped.max()))
+    if (codes == StopReason.NON_FINITE).any():
+        # The first run in the row-major order of `run_index`.
+        run = int(np.flatnonzero(codes.reshape(-1) == StopReason.NON_FINITE)[0])
+        status = result.status
+        iteration = int(np.asarray(status.iteration).reshape(-1)[run])
+        quantity = int(np.asarray(status.quantity).reshape(-1)[run])
+        raise NonFiniteError(result, iteration, run, status.quantities[quantity])
     try:
         ids = [int(i) for i in np.asarray(callback.host_ids()).reshape(-1)]
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
@@ -297,6 +320,7 @@ def _train(
     num_iterations: int,
     key: Key,
     interruptible: bool,
+    check_finite: bool,
 ) -> TrainResult[Any, Any, Any, Any]:
     algo = algo.checked()
     num_envs, num_steps = algo.num_envs, algo.num_steps
@@ -374,6 +398,13 @@ def _train(
     started = (
         poll(_interrupt.begin, jnp.array(True)) if interruptible else jnp.asarray(0)
     )
+    loss_names = algo.loss_names
+    quantities = (
+        "reward",
+        "observation",
+        *(f"training_log[{name!r}]" for name in loss_names),
+        "policy parameters",
+    )
     state = TrainState(
         policy=policy,
         algorithm_state=algorithm_state,
@@ -385,7 +416,12 @@ def _train(
         metrics=no_metrics,
         iteration=zero,
         timesteps=zero,
-        status=TrainStatus(code=jnp.asarray(started, jnp.int32), iteration=zero),
+        status=TrainStatus(
+            code=jnp.asarray(started, jnp.int32),
+            iteration=zero,
+            quantity=jnp.asarray(-1, jnp.int32),
+            quantities=quantities,
+        ),
         key=train_key,
         algorithm=algo,
         total_timesteps=total_timesteps,
@@ -541,6 +577,12 @@ def _train(
         code = _stop_code(
             keep_going, iteration < num_iterations, iteration, interrupt_every, ids
         )
+        if check_finite:
+            quantity = _first_non_finite(
+                rollout, training_log if need_log else {}, loss_names, policy
+            )
+        else:
+            quantity = jnp.asarray(-1, jnp.int32)
         new = TrainState(
             policy=policy,
             algorithm_state=algorithm_state,
@@ -552,13 +594,24 @@ def _train(
             metrics=metrics,
             iteration=iteration,
             timesteps=timesteps,
-            status=TrainStatus(code=code, iteration=iteration),
+            status=TrainStatus(
+                code=code,
+                iteration=iteration,
+                quantity=quantity,
+                quantities=quantities,
+            ),
             key=loop_key,
             algorithm=s.algorithm,
             total_timesteps=total_timesteps,
             num_iterations=num_iterations,
         )
         new_carry, _ = eqx.partition(new, eqx.is_array)
+        if check_finite:
+            new_carry = jax.lax.cond(
+                quantity < 0,
+                lambda: new_carry,
+                lambda: _non_finite_stop(old, new_carry, iteration, quantity),
+            )
         # A run that had stopped keeps everything as it was (its counters too);
         # the loop key moves on for all.
         kept = select_runs(active, new_carry, old)
@@ -574,6 +627,76 @@ def _train(
         call_on_training_end(callback, training_ctx(state), key=k_end),
     )
     return TrainResult(train_state=state)
+
+
+def _all_finite(tree: PyTree) -> Bool[Array, ""]:
+    """Whether every floating-point leaf of ``tree`` is finite everywhere."""
+    leaves = [
+        x.ravel().astype(jnp.float32)
+        for x in jax.tree.leaves(tree)
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact)
+    ]
+    if not leaves:
+        return jnp.array(True)
+    # One reduction over all leaves: XLA fuses the concatenation into it,
+    # where one reduction per leaf costs a kernel each.
+    return jnp.isfinite(jnp.concatenate(leaves)).all()
+
+
+def _first_non_finite(
+    rollout: Rollout,
+    training_log: TrainingLog,
+    loss_names: tuple[str, ...],
+    policy: AbstractPolicy[Any, Any],
+) -> Int[Array, ""]:
+    """The index in ``TrainStatus.quantities`` of the first quantity of this
+    iteration that is not all finite (-1 if all are): the rollout's rewards,
+    its observations (those acted on and those that followed, before the
+    automatic resets), the losses in ``training_log`` (empty when the update
+    did not compute its log) and the updated policy's parameters."""
+    losses = [
+        jnp.isfinite(training_log[name]) if name in training_log else jnp.array(True)
+        for name in loss_names
+    ]
+    finite = jnp.stack(
+        [
+            _all_finite(rollout.rewards),
+            _all_finite((rollout.observations, rollout.next_observations)),
+            *losses,
+            _all_finite(eqx.filter(policy, eqx.is_inexact_array)),
+        ]
+    )
+    first = jnp.argmin(finite).astype(jnp.int32)
+    return jnp.where(finite.all(), jnp.asarray(-1, jnp.int32), first)
+
+
+def _non_finite_stop(
+    old: PyTree, new: PyTree, iteration: Int[Array, ""], quantity: Int[Array, ""]
+) -> PyTree:
+    """The carry of a run that met a non-finite value in ``iteration``: its
+    state from before the iteration (``old``), stopped with status
+    ``NON_FINITE`` and ``quantity``, and the new loop key; a replay buffer in
+    the algorithm's state is the new one (it may hold the iteration's
+    transitions), which keeps a large buffer from being copied every
+    iteration to keep the old one."""
+    is_buffer = lambda x: isinstance(x, ReplayBuffer)  # noqa: E731
+    algorithm_state = jax.tree.map(
+        lambda o, n: n if isinstance(n, ReplayBuffer) else o,
+        old.algorithm_state,
+        new.algorithm_state,
+        is_leaf=is_buffer,
+    )
+    status = dataclasses.replace(
+        new.status,
+        code=jnp.asarray(StopReason.NON_FINITE, jnp.int32),
+        iteration=iteration,
+        quantity=quantity,
+    )
+    return eqx.tree_at(
+        lambda c: (c.algorithm_state, c.status, c.key),
+        old,
+        (algorithm_state, status, new.key),
+    )
 
 
 def _poll_stop(ids: list[int]) -> int:

@@ -10,6 +10,7 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, Bool, Int
 
+from ..errors import NonFiniteError as NonFiniteError
 from ..errors import TrainingInterrupted as TrainingInterrupted
 
 
@@ -25,6 +26,10 @@ class StopReason(enum.IntEnum):
     """Ctrl-C (SIGINT) stopped it at an iteration boundary."""
     LOGGING_FAILED = 3
     """A logging backend failed (the logger stopped the run)."""
+    NON_FINITE = 4
+    """A reward, observation, declared loss or the updated policy parameters
+    were not all finite (``TrainStatus.quantity`` says which); the run kept its
+    state from before that iteration."""
 
 
 @final
@@ -35,11 +40,20 @@ class TrainStatus(eqx.Module):
     Attributes:
         code: a [`StopReason`][lerax.algorithm.StopReason] value.
         iteration: the iterations the run completed: where it stopped, or all
-            of them.
+            of them; for ``NON_FINITE``, the iteration (counted from 1) in
+            which the non-finite value appeared (the run's state is from the
+            end of the iteration before).
+        quantity: for ``NON_FINITE``, the index in ``quantities`` of what was
+            not finite; -1 otherwise.
+        quantities: the names ``quantity`` indexes (static): ``"reward"``,
+            ``"observation"``, the algorithm's declared losses
+            (``"training_log['loss']"``) and ``"policy parameters"``.
     """
 
     code: Int[Array, "*runs"]
     iteration: Int[Array, "*runs"]
+    quantity: Int[Array, "*runs"]
+    quantities: tuple[str, ...] = eqx.field(static=True)
 
     @property
     def stopped_early(self) -> Bool[Array, "*runs"]:
@@ -54,3 +68,18 @@ class TrainStatus(eqx.Module):
         if codes.ndim == 0:
             return StopReason(int(codes))
         return np.vectorize(StopReason, otypes=[object])(codes).tolist()
+
+    def non_finite(self) -> Any:
+        """What was not finite in each run that stopped for it (host side: needs
+        concrete values), ``None`` for the other runs: one for a single run,
+        else a nested list shaped like the batch."""
+        codes, quantities = np.asarray(self.code), np.asarray(self.quantity)
+
+        def name(code: int, quantity: int) -> str | None:
+            if code != StopReason.NON_FINITE:
+                return None
+            return self.quantities[quantity]
+
+        if codes.ndim == 0:
+            return name(int(codes), int(quantities))
+        return np.vectorize(name, otypes=[object])(codes, quantities).tolist()
