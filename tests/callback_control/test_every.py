@@ -101,9 +101,12 @@ def test_vmapped_seeds_fire_ceil_iterations_over_n_times_with_shared_host_calls(
     between firings (3 and 5): 6 calls for 9 iterations."""
     log = HostLog()
     every = EveryN(Counting(log), every=STEPS + 1)
-    stops = eqx.filter_vmap(lambda t: StopOnRewardThreshold(t, key="test/iteration"))(
-        jnp.asarray([3.0, 5.0, 6.0, 100.0])
+    # Stoppers built one by one and stacked: one threshold per seed.
+    stops = jax.tree.map(
+        lambda *x: jnp.stack(x),
+        *(StopOnRewardThreshold(t, key="test/iteration") for t in (3, 5, 6, 100)),
     )
+    assert stops.threshold.shape == (4,)
 
     def train(key: jax.Array, stop: StopOnRewardThreshold) -> Any:
         callback = (IterationPublisher(), every, stop)

@@ -6,7 +6,7 @@ from typing import Any, final
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int, Real
 from typing_extensions import override
 
 from ..._custom_types import Key
@@ -80,7 +80,7 @@ class StopOnRewardThreshold(AbstractCallback[EmptyCallbackState, EpisodeStatisti
 
     def __init__(
         self,
-        threshold: float | Float[Array, ""],
+        threshold: int | float | Real[Array, ""],
         key: str = "eval/mean_return",
         *,
         ema_alpha: float = 0.9,
@@ -243,7 +243,7 @@ class StopOnNoImprovement(AbstractCallback[NoImprovementState, EmptyCallbackStep
     def __init__(
         self,
         patience: int | Int[Array, ""],
-        min_delta: float | Float[Array, ""] = 0.0,
+        min_delta: int | float | Real[Array, ""] = 0.0,
         key: str = "eval/mean_return",
         *,
         iteration_key: str | None = None,
