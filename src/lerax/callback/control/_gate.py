@@ -35,8 +35,8 @@ def iterations_between(every: int, algorithm: AlgorithmInfo) -> int:
 
 def is_due(every: int, ctx: IterationContext[Any, Any, Any, Any]) -> Bool[Array, ""]:
     """Whether a callback firing every ``every`` environment steps fires after
-    this iteration: every [`iterations_between`][] iterations and at the
-    run's last."""
+    this iteration: every ``iterations_between(every, algorithm)``
+    iterations and at the run's last."""
     algorithm = ctx.algorithm
     iteration = ctx.iteration_count
     last = algorithm.num_iterations(ctx.total_timesteps)
@@ -111,7 +111,7 @@ def stopped_after_last_firing(
 ) -> Bool[Array, ""]:
     """Whether the run ran iterations after the callback last fired (it
     stopped early between two firings): then it fires once more, at the end."""
-    iteration = ctx.iteration_count
+    iteration = jnp.asarray(ctx.iteration_count, jnp.int32)
     return jnp.logical_and(iteration > 0, last_fired != iteration)
 
 
@@ -222,8 +222,8 @@ def scalar_field(
     """``value`` as an int32 or float32 scalar array (an array field, so that
     a batch of callbacks may hold one value per run).
 
-    A value of another kind (a bool, a string; a float for an int) is a
-    ``TypeError``; a concrete value for which ``bad`` holds a ``ValueError``,
+    A value of another kind (a bool, a string; a float for an int) or shape
+    is a ``TypeError``; a concrete value for which ``bad`` holds a ``ValueError``,
     each naming ``name``, the value and what is ``allowed``. A traced value
     (a callback built under ``eqx.filter_vmap``) is checked when the program
     runs (``eqx.error_if``)."""
@@ -239,7 +239,7 @@ def scalar_field(
         raise TypeError(f"{owner}: {name} must be {allowed}, got {name}={value!r}")
     array = jnp.asarray(value, jnp.int32 if kind == "int" else jnp.float32)
     if array.shape != ():
-        raise ValueError(
+        raise TypeError(
             f"{owner}: {name} must be a scalar ({allowed}), got {name} of shape "
             f"{array.shape}; for one value per run, build one callback per run "
             "under eqx.filter_vmap, or stack callbacks built with scalars"
