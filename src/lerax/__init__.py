@@ -11,5 +11,7 @@ from . import errors as errors
 from . import evaluation as evaluation
 from . import policy as policy
 from . import space as space
+from ._serialise import load as load
+from ._serialise import save as save
 
 __version__ = _version("lerax")
