@@ -5,6 +5,7 @@ from importlib.metadata import version as _version
 from . import algorithm as algorithm
 from . import buffer as buffer
 from . import callback as callback
+from . import checkpoint as checkpoint
 from . import distribution as distribution
 from . import env as env
 from . import errors as errors
