@@ -3,6 +3,7 @@ and ``steps``."""
 
 import base64
 import binascii
+import math
 import os
 import pathlib
 from typing import Any, Final, TypeVar, overload
@@ -13,6 +14,7 @@ import numpy as np
 from jaxtyping import PyTree
 
 from .._structure import (
+    LeafInfo,
     Structure,
     describe,
     first_difference,
@@ -290,6 +292,15 @@ def _unpickle(
         ) from err
 
 
+def _stored(info: LeafInfo, meta: CheckpointMetadata) -> tuple[tuple[int, ...], str]:
+    """The shape and dtype a leaf is stored with (a typed key's as its key
+    data)."""
+    impl = meta.key_impls.get(info.path)
+    if impl is None:
+        return info.shape, info.dtype
+    return info.shape + key_layout(impl)[1], "uint32"
+
+
 def _leaves(
     owner: str,
     path: str,
@@ -300,7 +311,9 @@ def _leaves(
     """The restored leaves as JAX arrays (typed keys rebuilt), each checked
     against the structure."""
     infos = saved.leaves
-    names = [leaf_name(i) for i in range(len(infos))]
+    shapes = [_stored(info, meta) for info in infos]
+    # empty leaves are not stored: their shape and dtype say everything
+    names = [leaf_name(i) for i, (shape, _) in enumerate(shapes) if math.prod(shape)]
     if not isinstance(restored, dict) or sorted(restored) != names:
         got = (
             sorted(restored) if isinstance(restored, dict) else type(restored).__name__
@@ -311,13 +324,12 @@ def _leaves(
             f"{len(names)} leaves"
         )
     out: list[jax.Array] = []
-    for name, info in zip(names, infos, strict=True):
-        data = np.asarray(restored[name])
-        impl = meta.key_impls.get(info.path)
-        if impl is None:
-            shape, dtype = info.shape, info.dtype
+    for i, (info, (shape, dtype)) in enumerate(zip(infos, shapes, strict=True)):
+        if math.prod(shape):
+            data = np.asarray(restored[leaf_name(i)])
         else:
-            shape, dtype = info.shape + key_layout(impl)[1], "uint32"
+            data = np.zeros(shape, jnp.dtype(dtype))
+        impl = meta.key_impls.get(info.path)
         if data.shape != shape or str(data.dtype) != dtype:
             raise ValueError(
                 f"{owner}: the checkpoint {path!r} is corrupt: the leaf {info.path} "

@@ -218,7 +218,8 @@ class CheckpointWriter:
                     f"which does not start with the batch shape {batch_shape} (the "
                     "shape of state.iteration)"
                 )
-            arrays[leaf_name(index)] = data
+            if data.size:  # orbax refuses empty arrays: their shape is enough
+                arrays[leaf_name(index)] = data
             shapes.append(shape)
         skeleton = jax.tree.unflatten(treedef, shapes)
         structure = describe(skeleton)
