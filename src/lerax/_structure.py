@@ -12,6 +12,7 @@ skeletons refer to them by name.
 
 import dataclasses
 import enum
+import functools
 import importlib
 import io
 import pickle
@@ -383,6 +384,7 @@ def paths_and_leaves(tree: PyTree) -> list[tuple[str, object]]:
     return [(jax.tree_util.keystr(path), leaf) for path, leaf in flat]
 
 
+@functools.cache
 def versions() -> dict[str, str]:
     """The versions of Lerax, JAX and Equinox, for file headers."""
     from importlib.metadata import version

@@ -178,6 +178,7 @@ class CheckpointWriter:
                 implementation.
             RuntimeError: if the writer is closed, or orbax refuses the save.
         """
+        self._open_manager()  # closed: refuse before copying anything
         if not isinstance(step, int | np.integer) or isinstance(step, bool):
             raise TypeError(f"CheckpointWriter.save: step must be an int, got {step!r}")
         if step < 0:
@@ -223,6 +224,8 @@ class CheckpointWriter:
             shapes.append(shape)
         skeleton = jax.tree.unflatten(treedef, shapes)
         structure = describe(skeleton)
+        # load pairs the described leaves with the stored ones by position
+        assert [leaf.path for leaf in structure.leaves] == paths
         try:
             pickled: str | None = base64.b64encode(pickle_skeleton(skeleton)).decode()
             error = None
