@@ -27,6 +27,16 @@ class GradientTransformation(NamedTuple):
 
 class EmptyState(NamedTuple): ...
 
+# `count` (a field of both) is left out: it would shadow `tuple.count`.
+class InjectHyperparamsState(NamedTuple):
+    hyperparams: dict[str, Any]
+    inner_state: OptState
+
+class InjectStatefulHyperparamsState(NamedTuple):
+    hyperparams: dict[str, Any]
+    hyperparams_states: dict[str, Any]
+    inner_state: OptState
+
 def chain(*args: GradientTransformation) -> GradientTransformation: ...
 def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation: ...
 def identity() -> GradientTransformation: ...

@@ -2,7 +2,8 @@
 loop (in ``_loop``), and the ``train``/``learn`` entry points."""
 
 import abc
-from typing import Any, ClassVar, Generic, overload
+import os
+from typing import Any, ClassVar, Generic, TypeAlias, overload
 
 import equinox as eqx
 from jaxtyping import Array, Float, Int, Shaped
@@ -45,7 +46,11 @@ from ._hyper import (
     counter_limit,
 )
 from ._rollout import Rollout
-from ._train_state import TrainResult
+from ._train_state import TrainResult, TrainState
+
+Resumable: TypeAlias = TrainState[Any, Any, Any, Any] | str | os.PathLike[str] | None
+"""What ``train(resume_from=...)`` accepts: a training state, a checkpoint path
+(called directly), or ``None`` (start a new run)."""
 
 PolicyBoundT = TypeVar("PolicyBoundT", bound=AbstractPolicy[Any, Any])
 AlgStateT = TypeVar("AlgStateT", default=Any)
@@ -270,6 +275,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: None = None,
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[P, EmptyCallbackState, EmptyCallbackStepState, AlgStateT]: ...
     @overload
     def train(
@@ -282,6 +288,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: AbstractCallback[S, T, E, P],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[P, S, T, AlgStateT]: ...
     # A tuple of up to eight callbacks is typed member by member, like
     # CallbackList(a, b, ...); a list (or a longer tuple) loses the types.
@@ -296,6 +303,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: tuple[AbstractCallback[S1, T1, E, P],],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[P, tuple[S1,], tuple[T1,], AlgStateT]: ...
     @overload
     def train(
@@ -308,6 +316,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: tuple[AbstractCallback[S1, T1, E, P], AbstractCallback[S2, T2, E, P]],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[P, tuple[S1, S2], tuple[T1, T2], AlgStateT]: ...
     @overload
     def train(
@@ -324,6 +333,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         ],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[P, tuple[S1, S2, S3], tuple[T1, T2, T3], AlgStateT]: ...
     @overload
     def train(
@@ -341,6 +351,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         ],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[P, tuple[S1, S2, S3, S4], tuple[T1, T2, T3, T4], AlgStateT]: ...
     @overload
     def train(
@@ -359,6 +370,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         ],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[
         P, tuple[S1, S2, S3, S4, S5], tuple[T1, T2, T3, T4, T5], AlgStateT
     ]: ...
@@ -380,6 +392,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         ],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[
         P, tuple[S1, S2, S3, S4, S5, S6], tuple[T1, T2, T3, T4, T5, T6], AlgStateT
     ]: ...
@@ -402,6 +415,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         ],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[
         P,
         tuple[S1, S2, S3, S4, S5, S6, S7],
@@ -428,6 +442,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         ],
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[
         P,
         tuple[S1, S2, S3, S4, S5, S6, S7, S8],
@@ -445,6 +460,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: CallbackSequence,
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[P, tuple[Any, ...], tuple[Any, ...], AlgStateT]: ...
     def train(
         self,
@@ -456,6 +472,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: CallbackLike | None = None,
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> TrainResult[P, Any, Any, AlgStateT]:
         """Train ``policy`` on ``env`` for ``total_timesteps`` environment steps.
 
@@ -493,6 +510,25 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
                 [`CallbackList`][lerax.callback.CallbackList]) or ``None``.
             interruptible: poll for Ctrl-C (False compiles without the poll;
                 a logging failure is then reported as a callback stop).
+            resume_from: continue a run from a
+                [`TrainState`][lerax.algorithm.TrainState] (a result's
+                ``train_state``, or ``lerax.checkpoint.load(path)``) instead of
+                starting one; called directly, also a checkpoint path (the
+                directory given to ``CheckpointCallback``, for its latest
+                checkpoint, or one checkpoint's own). The policy, algorithm,
+                callback and environment states, observations, metrics,
+                counters and loop key are the saved ones (``policy`` and
+                ``key`` then give only the structure); the algorithm's
+                hyperparameter values are this call's (fine-tuning), its
+                static configuration and every structure must match the saved
+                run's (``ValueError`` naming the first difference). The run
+                goes on to ``total_timesteps``: resumed to the same length
+                through the same program, the result is bitwise the
+                uninterrupted run's; to another length, schedules that depend on
+                the length follow the new one from the resume point on. The
+                callbacks' ``reset`` results are replaced by the saved states
+                and ``on_training_start`` runs again. Under ``eqx.filter_vmap``
+                a batch of states resumes as a batch.
             check_finite: check, on device, every iteration's rewards and
                 observations, the algorithm's declared losses
                 ([`loss_names`][lerax.algorithm.AbstractAlgorithm.loss_names], when
@@ -536,6 +572,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             callback=callback,
             interruptible=interruptible,
             check_finite=check_finite,
+            resume_from=resume_from,
         )
 
     @overload
@@ -549,6 +586,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: None = None,
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> P: ...
     @overload
     def learn(
@@ -561,6 +599,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: AbstractCallback[Any, Any, E, P] | CallbackSequence,
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> P: ...
     def learn(
         self,
@@ -572,6 +611,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         callback: CallbackLike | None = None,
         interruptible: bool = True,
         check_finite: bool = True,
+        resume_from: Resumable = None,
     ) -> P:
         """Like [`train`][lerax.algorithm.AbstractAlgorithm.train], returning only the
         trained policy."""
@@ -583,6 +623,7 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             callback=callback,
             interruptible=interruptible,
             check_finite=check_finite,
+            resume_from=resume_from,
         )
         return result.policy
 

@@ -14,12 +14,14 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree, Shaped
 from jaxtyping import Key as PRNGKey
 
 from .. import _interrupt
 from .._custom_types import ArrayTree, Key, TrainingLog
 from .._host import any_run, failures_of, poll, run_index, select_runs
+from .._structure import LeafInfo, describe
 from ..buffer import ReplayBuffer
 from ..callback import (
     AbstractCallback,
@@ -108,6 +110,7 @@ def train(
     callback: object,
     interruptible: bool,
     check_finite: bool,
+    resume_from: object = None,
 ) -> TrainResult[Any, Any, Any, Any]:
     """[`AbstractAlgorithm.train`][lerax.algorithm.AbstractAlgorithm.train]: check
     the arguments before anything compiles, run the compiled program, and
@@ -128,6 +131,7 @@ def train(
         )
     check_policy_fits(env, policy)
     check_declared_types(cb, env, policy)
+    resume = as_resume(resume_from)
     if interruptible:
         _interrupt.install()
     result = _train(
@@ -140,6 +144,7 @@ def train(
         key,
         interruptible,
         check_finite,
+        resume,
     )
     _raise_if_abnormal(result, cb)
     return result
@@ -284,6 +289,164 @@ def check_policy_fits(
             )
 
 
+def as_resume(resume_from: object) -> TrainState[Any, Any, Any, Any] | None:
+    """Normalise ``train``'s ``resume_from``: ``None``, or a
+    [`TrainState`][lerax.algorithm.TrainState] (a path is read by
+    ``lerax.checkpoint``, see ``AbstractAlgorithm.train``)."""
+    if resume_from is None or isinstance(resume_from, TrainState):
+        return resume_from
+    raise TypeError(
+        "resume_from must be a TrainState (a TrainResult's train_state, or "
+        "lerax.checkpoint.load(path)), a checkpoint path, or None, got "
+        f"resume_from={show(resume_from)}"
+    )
+
+
+# The parts of a TrainState a resume takes from the saved state, and for each
+# whether its static configuration must be equal too (a policy's activation,
+# say); the algorithm's state may hold static parts that depend on the run's
+# length (schedules), which follow the new run.
+_RESUMED_PARTS: tuple[tuple[str, bool], ...] = (
+    ("policy", True),
+    ("algorithm_state", False),
+    ("callback_state", False),
+    ("callback_step_state", False),
+    ("env_state", False),
+    ("observation", False),
+    ("training_log", False),
+    ("metrics", False),
+)
+
+
+def _resumed(
+    fresh: TrainState[Any, Any, Any, Any], saved: TrainState[Any, Any, Any, Any]
+) -> TrainState[Any, Any, Any, Any]:
+    """``fresh`` (the state this call would start from) continued from
+    ``saved``: its policy, algorithm, callback and environment states,
+    observations, metrics, counters and loop key, checked to have the same
+    structure. The algorithm (its hyperparameter values may differ: fine
+    tuning), the run's length and a cleared status are this call's."""
+    _check_same(
+        "algorithm", fresh.algorithm, saved.algorithm, statics=True, values=False
+    )
+    for part, statics in _RESUMED_PARTS:
+        _check_same(
+            part, getattr(fresh, part), getattr(saved, part), statics, values=False
+        )
+    replaced = {
+        part: _with_arrays(getattr(fresh, part), getattr(saved, part))
+        for part, _ in _RESUMED_PARTS
+    }
+    hyperparameters = jax.tree.leaves(eqx.filter(fresh.algorithm, eqx.is_array))
+    saved_hyperparameters = jax.tree.leaves(eqx.filter(saved.algorithm, eqx.is_array))
+    changed = jnp.any(
+        jnp.stack(
+            [
+                jnp.any(a != b)
+                for a, b in zip(hyperparameters, saved_hyperparameters, strict=True)
+            ]
+            or [jnp.array(False)]
+        )
+    )
+    replaced["algorithm_state"] = _fresh_hyperparameters(
+        fresh.algorithm_state, replaced["algorithm_state"], changed
+    )
+    status = dataclasses.replace(fresh.status, iteration=saved.iteration)
+    return dataclasses.replace(
+        fresh,
+        **replaced,
+        iteration=saved.iteration.astype(fresh.iteration.dtype),
+        timesteps=saved.timesteps.astype(fresh.timesteps.dtype),
+        key=saved.key,
+        status=status,
+    )
+
+
+_INJECTED = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
+
+
+def _fresh_hyperparameters(
+    fresh: PyTree, resumed: PyTree, changed: Bool[Array, ""]
+) -> PyTree:
+    """``resumed`` where ``changed`` is false; where it is true (this call's
+    hyperparameters differ from the saved run's: fine-tuning), the values
+    that ``optax.inject_hyperparams`` keeps in optimizer states (a constant
+    learning rate; a schedule's are recomputed at every update) are
+    ``fresh``'s, so that they follow this call's algorithm."""
+
+    def is_injected(x: object) -> bool:
+        return isinstance(x, _INJECTED)
+
+    fresh_nodes = jax.tree.leaves(fresh, is_leaf=is_injected)
+    resumed_nodes, treedef = jax.tree.flatten(resumed, is_leaf=is_injected)
+    picked = [
+        r._replace(
+            hyperparams=jax.tree.map(
+                lambda a, b: jnp.where(changed, a, b), f.hyperparams, r.hyperparams
+            )
+        )
+        if isinstance(r, _INJECTED) and isinstance(f, _INJECTED)
+        else r
+        for f, r in zip(fresh_nodes, resumed_nodes, strict=True)
+    ]
+    return jax.tree.unflatten(treedef, picked)
+
+
+def _with_arrays(fresh: PyTree, saved: PyTree) -> PyTree:
+    """``fresh`` with ``saved``'s array leaves, in order (their paths, shapes
+    and dtypes checked equal): static parts, which may differ (a schedule's
+    length), stay ``fresh``'s."""
+    arrays, static = eqx.partition(fresh, eqx.is_array)
+    leaves = jax.tree.leaves(eqx.filter(saved, eqx.is_array))
+    return eqx.combine(jax.tree.unflatten(jax.tree.structure(arrays), leaves), static)
+
+
+def _check_same(
+    part: str, fresh: PyTree, saved: PyTree, statics: bool, values: bool
+) -> None:
+    """Raise ``ValueError`` naming the first path where ``saved`` (the state
+    resumed from) and ``fresh`` (this call's) differ: in structure, in a
+    leaf's shape or dtype, or (``statics``) in a static field's value."""
+    del values
+    saved_items = _items(saved, statics)
+    fresh_items = _items(fresh, statics)
+    for (path, text), (other_path, other) in zip(
+        saved_items, fresh_items, strict=False
+    ):
+        if path != other_path or text != other:
+            where = path if path == other_path else f"{path} / {other_path}"
+            raise ValueError(
+                f"resume_from does not fit this run: at {part}{where} the saved "
+                f"state has {text} where this run has {other}"
+                f"{'' if path == other_path else f' (at {part}{other_path})'}; "
+                "resume with the same algorithm configuration (static fields "
+                "and hyperparameter shapes), environment, policy and callbacks "
+                "as the run that was saved"
+            )
+    if len(saved_items) != len(fresh_items):
+        longer, which = (
+            (saved_items, "the saved state")
+            if len(saved_items) > len(fresh_items)
+            else (fresh_items, "this run")
+        )
+        path, text = longer[min(len(saved_items), len(fresh_items))]
+        raise ValueError(
+            f"resume_from does not fit this run: only {which} has {part}{path} ({text})"
+        )
+
+
+def _items(tree: PyTree, statics: bool) -> list[tuple[str, str]]:
+    """``(path, text)`` for every node type, leaf shape and dtype (and with
+    ``statics``, static field value) of ``tree``, depth first."""
+    items: list[tuple[str, str]] = []
+    for item in describe(tree).items:
+        if isinstance(item, LeafInfo):
+            items.append((item.path, item.show()))
+        elif statics or not item[1].startswith("static "):
+            items.append(item)
+    return items
+
+
 def _env_action(space: object, action: ArrayTree) -> ArrayTree:
     """The action the environment receives: Box actions are clipped to bounds."""
     if isinstance(space, Box):
@@ -321,6 +484,7 @@ def _train(
     key: Key,
     interruptible: bool,
     check_finite: bool,
+    resume: TrainState[Any, Any, Any, Any] | None,
 ) -> TrainResult[Any, Any, Any, Any]:
     algo = algo.checked()
     num_envs, num_steps = algo.num_envs, algo.num_steps
@@ -344,6 +508,7 @@ def _train(
             eqx.filter(env, eqx.is_array),
             eqx.filter(callback, eqx.is_array),
             eqx.filter(algo, eqx.is_array),
+            eqx.filter(resume, eqx.is_array),
         )
     )
     algorithm_state = algo.init_state(env, policy, num_iterations, key=k_algorithm)
@@ -427,6 +592,8 @@ def _train(
         total_timesteps=total_timesteps,
         num_iterations=num_iterations,
     )
+    if resume is not None:
+        state = _resumed(state, resume)
     state = eqx.tree_at(
         lambda s: s.callback_state,
         state,
@@ -612,10 +779,9 @@ def _train(
                 lambda: new_carry,
                 lambda: _non_finite_stop(old, new_carry, iteration, quantity),
             )
-        # A run that had stopped keeps everything as it was (its counters too);
-        # the loop key moves on for all.
-        kept = select_runs(active, new_carry, old)
-        return eqx.tree_at(lambda c: c.key, kept, loop_key)
+        # A run that had stopped keeps everything as it was (its counters and
+        # loop key too, so that it resumes as a single run would).
+        return select_runs(active, new_carry, old)
 
     carry = jax.lax.while_loop(cond, body, carry)
     state = eqx.combine(carry, static)
@@ -674,8 +840,8 @@ def _non_finite_stop(
     old: PyTree, new: PyTree, iteration: Int[Array, ""], quantity: Int[Array, ""]
 ) -> PyTree:
     """The carry of a run that met a non-finite value in ``iteration``: its
-    state from before the iteration (``old``), stopped with status
-    ``NON_FINITE`` and ``quantity``, and the new loop key; a replay buffer in
+    state from before the iteration (``old``, its loop key too), stopped with
+    status ``NON_FINITE`` and ``quantity``; a replay buffer in
     the algorithm's state is the new one (it may hold the iteration's
     transitions), which keeps a large buffer from being copied every
     iteration to keep the old one."""
@@ -693,9 +859,7 @@ def _non_finite_stop(
         quantity=quantity,
     )
     return eqx.tree_at(
-        lambda c: (c.algorithm_state, c.status, c.key),
-        old,
-        (algorithm_state, status, new.key),
+        lambda c: (c.algorithm_state, c.status), old, (algorithm_state, status)
     )
 
 
