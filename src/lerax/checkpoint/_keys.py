@@ -14,7 +14,7 @@ def split_keys(tree: PyTree) -> tuple[PyTree, dict[str, str]]:
     """Replace every typed PRNG key leaf of ``tree`` by its key data
     (``jax.random.key_data``) and name the implementation of each.
 
-    A typed key cannot pass through a host call (``io_callback``) out of a
+    A typed key cannot pass through a host call out of a
     compiled program; its data can. Call this while tracing (it works on
     traced and concrete trees alike), send the first result to the host and
     give the second to
