@@ -7,10 +7,13 @@ update and its state); the loop owns everything else and carries it all in a
 """
 
 import dataclasses
+import os
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -131,7 +134,7 @@ def train(
         )
     check_policy_fits(env, policy)
     check_declared_types(cb, env, policy)
-    resume = as_resume(resume_from)
+    resume = as_resume(resume_from, _traced(key, policy, env, cb, algo))
     if interruptible:
         _interrupt.install()
     result = _train(
@@ -184,6 +187,12 @@ def _raise_if_abnormal(
         error = errors[0]
         setattr(error, "result", result)  # noqa: B010  # any exception type
         raise error
+
+
+def _traced(*trees: object) -> bool:
+    """Whether any array in ``trees`` is traced (``train`` runs under the
+    user's ``jit``/``vmap``)."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
 
 
 def check_env(env: object) -> None:
@@ -289,12 +298,36 @@ def check_policy_fits(
             )
 
 
-def as_resume(resume_from: object) -> TrainState[Any, Any, Any, Any] | None:
-    """Normalise ``train``'s ``resume_from``: ``None``, or a
-    [`TrainState`][lerax.algorithm.TrainState] (a path is read by
-    ``lerax.checkpoint``, see ``AbstractAlgorithm.train``)."""
+CheckpointLoader = Callable[[str | os.PathLike[str]], TrainState[Any, Any, Any, Any]]
+_checkpoint_loader: list[CheckpointLoader] = []
+
+
+def set_checkpoint_loader(loader: CheckpointLoader) -> None:
+    """Name the function that reads a checkpoint path for ``resume_from``
+    (``lerax.checkpoint.load``, which registers itself when imported: the
+    checkpoint layer sits above this one)."""
+    _checkpoint_loader[:] = [loader]
+
+
+def as_resume(
+    resume_from: object, traced: bool
+) -> TrainState[Any, Any, Any, Any] | None:
+    """Normalise ``train``'s ``resume_from``: ``None``, a
+    [`TrainState`][lerax.algorithm.TrainState], or (``traced`` false: called
+    directly) a checkpoint path, read by ``lerax.checkpoint.load``."""
     if resume_from is None or isinstance(resume_from, TrainState):
         return resume_from
+    if isinstance(resume_from, str | os.PathLike):
+        if traced:
+            raise TypeError(
+                f"resume_from={resume_from!r} is a path, but train is traced (under "
+                "jit or vmap), where no file can be read: load it first, outside "
+                "the transform, with lerax.checkpoint.load(path), and pass the "
+                "TrainState (a vmapped batch resumes under eqx.filter_vmap over it)"
+            )
+        # `import lerax` imports lerax.checkpoint, which registers its loader.
+        (load,) = _checkpoint_loader
+        return load(resume_from)
     raise TypeError(
         "resume_from must be a TrainState (a TrainResult's train_state, or "
         "lerax.checkpoint.load(path)), a checkpoint path, or None, got "
@@ -559,6 +592,7 @@ def _train(
     interrupt_every = algo.host_call_every if interruptible else 0
     # The host objects the callback writes through (their failures stop runs).
     declared = callback.host_ids()
+    savers = callback.train_state_savers()
     ids = jnp.stack(declared) if declared else jnp.zeros((0,), jnp.int32)
     started = (
         poll(_interrupt.begin, jnp.array(True)) if interruptible else jnp.asarray(0)
@@ -781,10 +815,19 @@ def _train(
             )
         # A run that had stopped keeps everything as it was (its counters and
         # loop key too, so that it resumes as a single run would).
-        return select_runs(active, new_carry, old)
+        kept = select_runs(active, new_carry, old)
+        for saver in savers:
+            saver.save_train_state(
+                eqx.combine(kept, static), run_index=index, stepped=active, final=False
+            )
+        return kept
 
     carry = jax.lax.while_loop(cond, body, carry)
     state = eqx.combine(carry, static)
+    for saver in savers:
+        saver.save_train_state(
+            state, run_index=index, stepped=jnp.array(True), final=True
+        )
     if interruptible:
         poll(_interrupt.end, state.iteration >= 0)
     state = eqx.tree_at(

@@ -21,6 +21,7 @@ from ._hooks import not_a_hook as not_a_hook
 from ._list import CallbackLike as CallbackLike
 from ._list import CallbackList as CallbackList
 from ._types import AlgorithmInfo as AlgorithmInfo
+from ._types import TrainStateSaver as TrainStateSaver
 from .control import EpisodeCount as EpisodeCount
 from .control import EvalCallback as EvalCallback
 from .control import EvalState as EvalState

@@ -14,7 +14,7 @@ from .._custom_types import Key
 from ._context import IterationContext, ResetContext, StepContext, TrainingContext
 from ._errors import CallbackStateError
 from ._hooks import check_hook_names
-from ._types import EnvT, PolicyT, StateT, StepStateT
+from ._types import EnvT, PolicyT, StateT, StepStateT, TrainStateSaver
 
 
 @final
@@ -172,6 +172,13 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
         Defaults to returning ``ctx.state``.
         """
         return ctx.state
+
+    def train_state_savers(self) -> tuple[TrainStateSaver, ...]:
+        """What saves the training loop's whole state from inside the program
+        (see [`TrainStateSaver`][lerax.callback.TrainStateSaver]): a checkpoint
+        callback returns itself, a wrapper or list its members'. Not a hook.
+        Defaults to none."""
+        return ()
 
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """The ids of the host-side objects (writers, displays) this

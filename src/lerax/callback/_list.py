@@ -37,7 +37,7 @@ from ._invoke import (
     call_step_reset,
     with_published,
 )
-from ._types import EnvT, PolicyT
+from ._types import EnvT, PolicyT, TrainStateSaver
 
 S1 = TypeVar("S1")
 S2 = TypeVar("S2")
@@ -310,6 +310,11 @@ class CallbackList(
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """Every member's host ids, in order."""
         return tuple(i for cb in self.callbacks for i in cb.host_ids())
+
+    @override
+    def train_state_savers(self) -> tuple[TrainStateSaver, ...]:
+        """Every member's savers, in order."""
+        return tuple(s for cb in self.callbacks for s in cb.train_state_savers())
 
     @override
     def continue_training(

@@ -2,7 +2,7 @@
 
 from typing import Any, Protocol, runtime_checkable
 
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float, Int
 from typing_extensions import TypeVar
 
 from ..env import AbstractEnv
@@ -89,4 +89,33 @@ class AlgorithmInfo(Protocol):
     def initial_training_log(self) -> dict[str, Float[Array, ""]]:
         """The training log before the first update: every name the
         algorithm reports, with value zero."""
+        ...
+
+
+@runtime_checkable
+class TrainStateSaver(Protocol):
+    """What saves the training loop's whole state from inside the compiled
+    program (a checkpoint callback: ``lerax.checkpoint.CheckpointCallback``).
+
+    A callback names its savers in
+    [`train_state_savers`][lerax.callback.AbstractCallback.train_state_savers];
+    the loop calls each after every iteration, with the state the next
+    iteration starts from (the algorithm's ``TrainState``, every callback's
+    state included), and once more after the loop with the final state. The
+    framework names only this protocol, so it does not depend on the
+    algorithm layer.
+    """
+
+    def save_train_state(
+        self,
+        state: Any,
+        *,
+        run_index: Int[Array, ""],
+        stepped: Bool[Array, ""],
+        final: bool,
+    ) -> None:
+        """Save ``state`` if due (a host call inside the program).
+        ``stepped``: this run took the iteration (under vmap, a run that had
+        stopped did not; always true when ``final``). ``final``: the call
+        after the loop (the run has ended, completed or stopped)."""
         ...

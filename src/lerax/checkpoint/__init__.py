@@ -24,6 +24,8 @@ orbax's ``commit_success.txt``. Each holds three items:
 """
 
 from .._structure import LeafInfo as LeafInfo
+from ..algorithm._loop import set_checkpoint_loader as _set_checkpoint_loader
+from ._callback import CheckpointCallback as CheckpointCallback
 from ._keys import split_keys as split_keys
 from ._load import latest as latest
 from ._load import load as load
@@ -33,3 +35,5 @@ from ._metadata import CheckpointMetadata as CheckpointMetadata
 from ._metadata import ConfigValue as ConfigValue
 from ._metadata import ExtraValue as ExtraValue
 from ._writer import CheckpointWriter as CheckpointWriter
+
+_set_checkpoint_loader(load)

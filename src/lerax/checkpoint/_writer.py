@@ -283,6 +283,13 @@ class CheckpointWriter:
                 f"{self.directory!r}"
             )
 
+    def latest_step(self) -> int | None:
+        """The newest checkpoint's step in the directory (one being written
+        included), or None if there is none."""
+        with self._lock:
+            step = self._open_manager().latest_step()
+        return None if step is None else int(step)
+
     def wait(self) -> None:
         """Block until every write started has finished.
 

@@ -24,7 +24,7 @@ from .._invoke import (
     call_step_reset,
 )
 from .._list import call_iteration, check_declared_types
-from .._types import AlgorithmInfo, EnvT, PolicyT
+from .._types import AlgorithmInfo, EnvT, PolicyT, TrainStateSaver
 from ._gate import (
     end_iteration_context,
     for_runs,
@@ -224,6 +224,11 @@ class EveryN(
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """The wrapped callback's host ids."""
         return self.callback.host_ids()
+
+    @override
+    def train_state_savers(self) -> tuple[TrainStateSaver, ...]:
+        """The wrapped callback's savers (they keep their own cadence)."""
+        return self.callback.train_state_savers()
 
     def _fire(
         self,
