@@ -23,15 +23,23 @@ host call inside ``lax.cond`` or ``lax.while_loop`` stays a real branch under
   ``poll`` asks the host for one unbatched number (a stop request).
 - ``fail`` records a host object's failure by id; the training loop
   asks ``failures_of`` about the ids its callback declares.
+- A Ctrl-C in a host call must not fail the program: the host functions
+  catch ``KeyboardInterrupt`` (``_interrupt.caught``), and tell
+  ``_interrupt`` which code runs only inside host calls (theirs, and the
+  frames of the file that defines ``io_callback`` around them; also learned
+  once by ``learn_host_frames``), where its SIGINT handler holds a Ctrl-C.
 - ``register``/``lookup``/``release`` keep host objects (writers,
   consoles) out of the traced structure: a callback holds an integer id, so a
   new callback of the same configuration reuses the compiled program.
 """
 
+import contextlib
+import inspect
 import itertools
 import math
 import threading
 from collections.abc import Callable, Sequence
+from types import CodeType, FrameType
 from typing import Any, TypeVar
 
 import jax
@@ -42,6 +50,8 @@ from equinox.internal import unvmap_any
 from jax.custom_batching import custom_vmap
 from jax.experimental import io_callback
 from jaxtyping import Array, ArrayLike, Bool, Int, PyTree
+
+from . import _interrupt
 
 T = TypeVar("T")
 
@@ -310,7 +320,12 @@ def _make_call(fn: HostFn, wire: _Wire) -> Callable[[list[Array]], Array]:
 
     # io_callback hands over jax.Arrays on the CPU; np.asarray views them.
     def on_host(*arrays: Array) -> npt.NDArray[np.int32]:
-        return _call_rows(fn, wire, arrays)
+        _enter(inspect.currentframe())
+        try:
+            return _call_rows(fn, wire, arrays)
+        except KeyboardInterrupt:  # tokens as they came: the program goes on
+            _interrupt.caught()
+            return np.array(np.asarray(arrays[0])[..., 0], np.int32)
 
     @custom_vmap
     def call(args: list[Array]) -> Array:
@@ -375,7 +390,12 @@ def _make_poll(
     """The custom_vmap'ed poll of ``fn`` on a flag and ids of any shape."""
 
     def on_host(ids: Array) -> npt.NDArray[np.int32]:
-        return np.asarray(fn(np.asarray(ids).reshape(-1).tolist()), np.int32)
+        _enter(inspect.currentframe())
+        try:
+            return np.asarray(fn(np.asarray(ids).reshape(-1).tolist()), np.int32)
+        except KeyboardInterrupt:  # 0 as if not due: the program goes on
+            _interrupt.caught()
+            return np.zeros((), np.int32)
 
     @custom_vmap
     def call(when: Bool[Array, "..."], ids: Int[Array, "..."]) -> Array:
@@ -405,6 +425,62 @@ def poll(
     and an unbatched result."""
     ids = jnp.zeros((0,), jnp.int32) if ids is None else jnp.asarray(ids, jnp.int32)
     return jnp.asarray(_make_poll(fn)(jnp.asarray(when, jnp.bool_), ids))
+
+
+# -- Ctrl-C in host calls -----------------------------------------------------
+
+# The file of JAX's host-call machinery: the frames of it that JAX runs around
+# a host function are where Lerax's SIGINT handler must not raise (see
+# ``_interrupt``).
+_JAX_CALLBACK_FILE: str | None = getattr(
+    getattr(io_callback, "__code__", None), "co_filename", None
+)
+_WRAPPERS = 8  # frames (runtime type checks, say) skipped to reach JAX's
+_known: set[CodeType] = set()  # host functions whose frames were learned
+
+
+def _enter(frame: FrameType | None) -> None:
+    """At the start of a host function (``frame``): learn its frames once."""
+    if frame is not None and frame.f_code not in _known:
+        _learn(frame)
+
+
+def _learn(frame: FrameType) -> None:
+    """Tell ``_interrupt`` the code of the host function running in ``frame``
+    and of the frames of JAX's host-call machinery around it: the first run
+    of them above it, within a few frames."""
+    codes = [frame.f_code]
+    outer = frame.f_back
+    for _ in range(_WRAPPERS):
+        if outer is None or outer.f_code.co_filename == _JAX_CALLBACK_FILE:
+            break
+        outer = outer.f_back
+    while outer is not None and outer.f_code.co_filename == _JAX_CALLBACK_FILE:
+        codes.append(outer.f_code)
+        outer = outer.f_back
+    _interrupt.add_host_codes(codes)
+    _known.add(frame.f_code)
+
+
+def learn_host_frames() -> None:
+    """Make one host call, outside any trace (in a thread of its own), so that
+    the frames JAX runs around every host function are known before a
+    program runs. If it fails (no CPU device, say), the host functions
+    learn them on their first call."""
+
+    def probe() -> npt.NDArray[np.int32]:
+        frame = inspect.currentframe()
+        if frame is not None:
+            _learn(frame)
+        return np.zeros((), np.int32)
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            np.asarray(io_callback(probe, _shape((), jnp.int32)))  # waits
+
+    thread = threading.Thread(target=run, name="lerax-host-frames", daemon=True)
+    thread.start()
+    thread.join()
 
 
 # -- host objects --------------------------------------------------------------

@@ -135,8 +135,9 @@ def train(
     check_policy_fits(env, policy)
     check_declared_types(cb, env, policy)
     resume = as_resume(resume_from, _traced(key, policy, env, cb, algo))
-    if interruptible:
-        _interrupt.install()
+    # Not interruptible too: the handler holds a Ctrl-C that comes while the
+    # main thread runs a host call until the program has returned.
+    _interrupt.install()
     result = _train(
         algo,
         env,
@@ -161,11 +162,14 @@ def _raise_if_abnormal(
     [`TrainingInterrupted`][lerax.algorithm.TrainingInterrupted]; a failure of one of
     the callback's host objects (a logging backend that failed during this call or
     before it) as the error its logger recorded; both with ``result`` attached. Under a
-    transform (the status is traced) every run just returns its status."""
+    transform (the status is traced) every run just returns its status. First, a
+    Ctrl-C held while the main thread ran a host call goes to the previous SIGINT
+    handler (by default ``KeyboardInterrupt``), as if it came now."""
     try:
         codes = np.asarray(result.status.code)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return
+    _interrupt.deliver()
     if (codes == StopReason.INTERRUPTED).any():
         stopped = np.asarray(result.status.iteration)[codes == StopReason.INTERRUPTED]
         raise TrainingInterrupted(result, int(stopped.max()))
