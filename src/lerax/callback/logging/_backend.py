@@ -20,7 +20,8 @@ class RunInfo:
 
     Attributes:
         name: the experiment name: ``LoggingCallback(name=...)``, else
-            ``<algorithm>_<env>_<YYYYmmdd-HHMMSS>`` fixed at the first ``learn``.
+            ``<algorithm>_<env>_<YYYYmmdd-HHMMSS>``, the time the experiment's
+            first ``LoggingCallback`` was created.
         algorithm: the algorithm's name (``"PPO"``).
         env: the environment's name (``"CartPole"``).
         policy: the policy's name.
@@ -28,12 +29,27 @@ class RunInfo:
             (``eqx.filter_vmap`` over seeds), else 1. Run indices are
             ``0 .. num_runs - 1``.
         total_timesteps: environment steps each run takes in this ``learn`` call
-            (whole iterations).
-        step_offsets: per run, the step this ``learn`` call starts from: 0 in
-            the first call; a later call with the same logger continues where
-            the previous one ended.
+            (whole iterations), counted from its step counter's 0 (a run
+            resumed from a saved state starts part of the way).
+        step_offsets: per run, the logged step of its step counter's 0 (the
+            step a ``learn`` call starts from): 0 in the first call; a later
+            call with the same logger continues where the previous one ended;
+            a run resumed from a saved state keeps the offset it was saved
+            with.
         session: 1 for the first ``learn`` call with this logger, 2 for the
             next, and so on.
+        experiment_id: the experiment's identity, ``YYYYmmdd-HHMMSS-xxxxxxxx``
+            (when its first ``LoggingCallback`` was created, and 32 random
+            bits): the same for the runs of a resumed experiment, in any
+            process, so a backend can find what it wrote before (Lerax's
+            W&B run ids, TensorBoard's default directory); empty if unknown.
+        resumed_from: empty unless this ``learn`` call resumes runs from a
+            saved state (``train(resume_from=...)``); then, per run, the
+            logged step from which the run writes its records (None for a
+            run that does not resume): records of that run at this step or
+            later written before are superseded (a process that went on past
+            the saved state wrote them; the resumed run writes those
+            iterations again).
     """
 
     name: str
@@ -44,6 +60,8 @@ class RunInfo:
     total_timesteps: int
     step_offsets: tuple[int, ...]
     session: int
+    experiment_id: str = ""
+    resumed_from: tuple[int | None, ...] = ()
 
 
 class AbstractLoggingBackend(abc.ABC):
@@ -74,7 +92,12 @@ class AbstractLoggingBackend(abc.ABC):
     Under ``eqx.filter_vmap`` over seeds, every call that concerns one run
     carries its ``run_index`` (``0 .. num_runs - 1``); a backend must keep runs
     apart (one file, directory or online run each, or a ``run`` field).
-    Steps of one run only increase, also across ``learn`` calls.
+    Steps of one run only increase, also across ``learn`` calls, except when
+    a run resumes from a saved state (``train(resume_from=...)``): then it
+    starts again at the step its
+    [`RunInfo.resumed_from`][lerax.callback.logging.RunInfo] gives, and a
+    backend decides what becomes of what it wrote from that step on before
+    (Lerax's backends say in their docstrings).
 
     Values are Python floats and may be NaN or infinite; record them as such.
 

@@ -42,7 +42,15 @@ from .._episodes import (
 )
 from .._types import AlgorithmInfo
 from ._backend import AbstractLoggingBackend, HParamValue, LoggingBackendError
-from ._writer import TIME_NAMES, HostLogger, Record, StartInfo, raisable
+from ._writer import (
+    TIME_NAMES,
+    Experiment,
+    HostLogger,
+    Record,
+    ResumePoint,
+    StartInfo,
+    raisable,
+)
 
 AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
@@ -86,11 +94,19 @@ class LoggingState(eqx.Module):
             token and returns the next); nonzero once the logger has failed.
         pending: the buffered records, leading axis the buffer's size.
         count: how many of them are waiting to be sent.
+        experiment: the experiment the run logs to (the logger's creation
+            stamp and 32 random bits; zeros until the run starts): a run
+            resumed from this state, by any ``LoggingCallback``, continues it.
+        offsets: the logged step and iteration of the run's counters' 0
+            (-1 until the run starts; nonzero when the logger trained the
+            run in an earlier ``learn`` call).
     """
 
     token: Int[Array, ""]
     pending: IterationRecord
     count: Int[Array, ""]
+    experiment: Int[Array, " 2"]
+    offsets: Int[Array, " 2"]
 
 
 _MAX_BUFFER = 64  # records buffered per run at most (SIGKILL loses at most these)
@@ -150,6 +166,23 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
     ``close()`` and interpreter exit flush what is pending, so what was logged before an
     exception is on disk.
 
+    A run resumed from a saved state (``train(..., resume_from=state)``,
+    e.g. ``result.train_state`` or a loaded checkpoint) continues where the
+    state was saved, with this logger or a new one built the same way (same
+    backends, same arguments), also in a new process: the same experiment
+    (name, TensorBoard directory, JSONL file, W&B run ids), its logged steps
+    and iterations going on from the state's counters. Its ``LoggingState``
+    carries what that takes (the experiment's identity and the run's step
+    and iteration offsets, as arrays), and it sends again the records it had
+    buffered and not sent when it was saved. Records that a process which
+    went on past the saved state wrote before it stopped are superseded; the
+    backends say what becomes of them (JSONL drops them, TensorBoard purges
+    them from its display, W&B online ignores the resumed run's rows at
+    steps it has logged already). Its hyperparameters are not recorded
+    again. A logger that has logged one experiment refuses to resume runs of
+    another: the start host call raises ``ValueError``, which JAX reports as
+    a ``JaxRuntimeError``.
+
     A failing backend never stops training: the others go on receiving every
     record, [`failure`][lerax.callback.logging.LoggingCallback.failure] shows the
     failure and [`close`][lerax.callback.logging.LoggingCallback.close] raises it
@@ -178,7 +211,9 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             for [`DEFAULT_LOG_EVERY`][lerax.callback.logging.LoggingCallback.DEFAULT_LOG_EVERY].
         ema_alpha: the EMAs' weight on the previous value, in ``[0, 1)``.
         name: the experiment name (directory and W&B run name); default
-            ``<algorithm>_<env>_<YYYYmmdd-HHMMSS>`` at the first ``learn``.
+            ``<algorithm>_<env>_<YYYYmmdd-HHMMSS>``, the time this logger was
+            created (or, once it resumes runs, that of the experiment's first
+            logger).
         hparams: extra hyperparameters to record (e.g. the seed).
         drain_timeout: the most seconds the end of a ``learn`` call (and
             [`close`][lerax.callback.logging.LoggingCallback.close]) waits for the
@@ -262,7 +297,9 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
                 "LoggingCallback: drain_timeout must be a positive finite number "
                 f"of seconds, got drain_timeout={drain_timeout!r}"
             )
-        host = HostLogger(backend_list, name, extra, float(drain_timeout))
+        host = HostLogger(
+            backend_list, name, extra, float(drain_timeout), Experiment.new()
+        )
         ident = register(host)
         host.ident = ident
         _OWNED[ident] = host
@@ -310,7 +347,13 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
                 for name in (*names, *_ROLLOUT_NAMES)
             },
         )
-        return LoggingState(new_token(), pending, jnp.zeros((), jnp.int32))
+        return LoggingState(
+            token=new_token(),
+            pending=pending,
+            count=jnp.zeros((), jnp.int32),
+            experiment=jnp.zeros((2,), jnp.int32),
+            offsets=jnp.full((2,), -1, jnp.int32),
+        )
 
     @override
     def step_reset(
@@ -363,13 +406,50 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             static_hparams=tuple(static.items()),
             dynamic_hparams=tuple(sorted(dynamic)),
         )
+        state = ctx.state
+        # A run that started before (its state was saved and is resumed)
+        # tells the host where it was: its experiment, offsets and counters,
+        # and the first record it had buffered but not sent.
+        point = jnp.stack(
+            [
+                jnp.asarray(x, jnp.int32)
+                for x in (
+                    state.offsets[0],
+                    state.offsets[1],
+                    state.experiment[0],
+                    state.experiment[1],
+                    ctx.iteration_count,
+                    ctx.num_timesteps,
+                    state.count,
+                    state.pending.timesteps[0],
+                )
+            ]
+        )
         token = host_call(
             functools.partial(_host_start, start),
-            (self.logger_id, dynamic),
+            (self.logger_id, dynamic, point),
             ctx.run_index,
-            ctx.state.token,
+            state.token,
         )
-        return LoggingState(token, ctx.state.pending, ctx.state.count)
+        # What the host decided (or confirmed, for a resumed run), so that a
+        # run resumed from a later state continues the same way.
+        words = []
+        answer = token
+        for which in range(4):
+            answer = host_call(
+                functools.partial(_host_word, which),
+                self.logger_id,
+                ctx.run_index,
+                answer,
+            )
+            words.append(answer)
+        return LoggingState(
+            token=token,
+            pending=state.pending,
+            count=state.count,
+            experiment=jnp.stack(words[:2]),
+            offsets=jnp.stack(words[2:]),
+        )
 
     @override
     def on_iteration(
@@ -418,7 +498,9 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             state.token,
             when=send,
         )
-        return LoggingState(token, pending, jnp.where(send, 0, count))
+        return dataclasses.replace(
+            state, token=token, pending=pending, count=jnp.where(send, 0, count)
+        )
 
     def _record(
         self,
@@ -475,7 +557,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         ends = jnp.stack([ctx.iteration_count, ctx.num_timesteps]).astype(jnp.int32)
         record = (self.logger_id, state.pending, state.count, ends)
         token = host_call(_host_end, record, ctx.run_index, state.token)
-        return LoggingState(token, state.pending, jnp.zeros((), jnp.int32))
+        return dataclasses.replace(state, token=token, count=jnp.zeros((), jnp.int32))
 
     # -- host side ------------------------------------------------------------
 
@@ -668,17 +750,45 @@ def _collected(ident: int) -> None:
 
 def _host_start(
     info: StartInfo,
-    record: tuple[npt.NDArray[np.int32], dict[str, npt.NDArray[np.float32]]],
+    record: tuple[
+        npt.NDArray[np.int32], dict[str, npt.NDArray[np.float32]], npt.NDArray[np.int32]
+    ],
     run_index: int,
     runs: int,
 ) -> int:
     """Returns the run's first token: 1 if the logger failed in an earlier
     ``learn`` call (the run then stops after its first iteration), else 0."""
-    logger_id, values = record
+    logger_id, values, point = record
     dynamic: dict[str, HParamValue] = {k: float(v) for k, v in values.items()}
     host = lookup(int(logger_id), HostLogger)
-    host.start(info, run_index, runs, dynamic)
+    host.start(info, run_index, runs, dynamic, _resume_point(point))
     return 0 if host.failure is None else 1
+
+
+def _resume_point(point: npt.NDArray[np.int32]) -> ResumePoint | None:
+    """What a resumed run's state says (see ``on_training_start``); None for
+    a run that starts afresh (its offsets are still -1)."""
+    step_offset, iteration_offset, stamp, nonce, iteration, timesteps, count, first = (
+        int(x) for x in point
+    )
+    if step_offset < 0:
+        return None
+    return ResumePoint(
+        experiment=Experiment.from_words(stamp, nonce),
+        step_offset=step_offset,
+        iteration_offset=iteration_offset,
+        iteration=iteration,
+        timesteps=timesteps,
+        first_pending=first if count > 0 else None,
+    )
+
+
+def _host_word(
+    which: int, logger_id: npt.NDArray[np.int32], run_index: int, runs: int
+) -> int:
+    """One word of what the run's state keeps once it started (see
+    ``HostLogger.word``)."""
+    return lookup(int(logger_id), HostLogger).word(run_index, which)
 
 
 def _host_send(
@@ -709,7 +819,8 @@ def _queue(
     steps = [int(t) for t in pending.timesteps[:count]]
     span = max(steps[-1] - steps_then, 1)
     for j, timesteps in enumerate(steps):
-        clock = since + (now - since) * (timesteps - steps_then) / span
+        # (A resumed run's records buffered before it was saved: at its start.)
+        clock = since + (now - since) * max(timesteps - steps_then, 0) / span
         one = jax.tree.map(lambda leaf, j=j: leaf[j], pending)
         host.log(clock, run_index, functools.partial(_decode_iteration, run_index, one))
     host.send_marks[run_index] = (now, steps[-1])

@@ -1,7 +1,10 @@
 """JSONLBackend: one JSON line per logged iteration per run."""
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from typing import IO, final
 
@@ -31,6 +34,19 @@ class JSONLBackend(AbstractLoggingBackend):
     The file is created (truncated) when the first ``learn`` call starts;
     later ``learn`` calls with the same logger append.
 
+    A ``learn`` call that resumes runs from a saved state
+    (``train(resume_from=...)``) appends to the file instead of truncating
+    it, with any logger, so a run stopped (or crashed) and resumed has its
+    lines in one file. When it opens the file it drops the lines that the
+    resumed runs write again: those of each resumed run at a step at or past
+    the one its [`RunInfo.resumed_from`][lerax.callback.logging.RunInfo]
+    gives, written by a process that went on past the saved state before it
+    stopped, and a last line cut short by a killed process. The file then
+    holds what an uninterrupted run writes (``time/steps_per_second`` aside).
+    The file is rewritten only if there is something to drop, into a
+    temporary file renamed over it, so an interruption leaves either file
+    whole.
+
     Args:
         path: the file to write; its directory is created if needed.
 
@@ -55,7 +71,14 @@ class JSONLBackend(AbstractLoggingBackend):
     def open(self, run: RunInfo) -> None:
         if self._closed:
             raise RuntimeError(f"JSONLBackend({self.path!r}) is closed")
-        if self._file is None:
+        resumed = {i: s for i, s in enumerate(run.resumed_from) if s is not None}
+        if resumed:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            _drop_superseded(self.path, resumed)
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        elif self._file is None:
             self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
 
     @override
@@ -91,3 +114,46 @@ class JSONLBackend(AbstractLoggingBackend):
 
 
 _INTEGER_KEYS = frozenset({"time/timesteps", "time/iteration", "rollout/episodes"})
+
+
+def _drop_superseded(path: str, resumed: Mapping[int, int]) -> None:
+    """Rewrite ``path`` without the lines of run ``i`` at a step at or past
+    ``resumed[i]``, and without a last line cut short; leave it untouched if
+    there are none (or it does not exist)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except FileNotFoundError:
+        return
+    kept: list[str] = []
+    for number, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if number == len(lines) - 1 and not line.endswith("\n"):
+                continue  # cut short by a killed process
+            kept.append(line)
+            continue
+        if isinstance(row, dict):
+            run, step = row.get("run"), row.get("step")
+            if isinstance(run, int) and isinstance(step, int) and run in resumed:
+                if step >= resumed[run]:
+                    continue
+        kept.append(line)
+    if len(kept) == len(lines):
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        shutil.copymode(path, temporary)  # mkstemp's file is private
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

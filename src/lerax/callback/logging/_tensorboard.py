@@ -1,14 +1,16 @@
 """TensorBoardBackend: scalars and hyperparameters for TensorBoard (tensorboardX)."""
 
+import contextlib
 import itertools
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import final
 
 from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto.event_pb2 import Event
+from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import hparams as hparams_summaries
 from typing_extensions import override
@@ -43,11 +45,29 @@ class TensorBoardBackend(AbstractLoggingBackend):
     installed (``pip install 'lerax[crc32c]'``; LGPL-2.1-or-later, native),
     else tensorboardX's pure-Python CRC, which costs more CPU per record.
 
+    Resuming (``train(resume_from=...)``, with this logger or a new one
+    built the same way, in any process): the runs write into the same
+    directory, steps continuing from the saved counters. With ``log_dir``
+    given, that is ``log_dir``; the default directory is found by the
+    experiment's identity, which a fresh default directory keeps in a file
+    ``.lerax-experiment`` (TensorBoard ignores it): ``runs/<name>`` or the
+    ``runs/<name>_<n>`` holding it (if none does, a fresh one is made). A
+    resumed run's event file (a new one, in a new logger) starts with a
+    ``SessionLog.START`` event at the step from which the run writes again
+    ([`RunInfo.resumed_from`][lerax.callback.logging.RunInfo]; written twice,
+    as TensorBoard's server takes the first ``START`` of a run for its start,
+    not a restart). TensorBoard then drops, by its ``purge_orphaned_data``
+    (on by default), the run's events at that step or later read before it:
+    those a process that went on past the saved state wrote before it
+    stopped, which the resumed run writes again. The event files keep them;
+    a reader that does not purge sees those steps twice.
+
     Args:
         log_dir: the directory; ``None`` means ``runs/<name>`` under the
             working directory, where ``<name>`` is the experiment name
             (``<algorithm>_<env>_<timestamp>`` unless ``LoggingCallback(name=...)``
-            sets it); an existing default directory gets a ``_<n>`` suffix.
+            sets it); an existing default directory gets a ``_<n>`` suffix
+            (unless a resumed run finds its own, see above).
 
     Raises:
         ValueError: if ``log_dir`` cannot be created or written (for
@@ -90,8 +110,17 @@ class TensorBoardBackend(AbstractLoggingBackend):
             if self.log_dir is not None:
                 self._base = self.log_dir
             else:
-                self._base = _fresh_dir(os.path.join("runs", run.name))
+                self._base = _experiment_dir(
+                    os.path.join("runs", run.name), run.experiment_id
+                )
             self._num_runs = run.num_runs
+        for run_index, step in enumerate(run.resumed_from):
+            if step is not None:
+                start = SessionLog(status=SessionLog.START)
+                event = Event(wall_time=time.time(), step=step, session_log=start)
+                writer = self._writer(run_index)
+                writer.write_event(event)
+                writer.write_event(event)
 
     def _writer(self, run_index: int) -> EventsWriter:
         if self._closed:
@@ -159,6 +188,38 @@ _HPARAM_METRICS = (
 
 
 _file_numbers = itertools.count()
+
+
+_MARKER = ".lerax-experiment"
+"""The file in a default directory that names the experiment writing it."""
+
+
+def _experiment_dir(path: str, experiment_id: str) -> str:
+    """The default directory of the experiment ``experiment_id``: ``path`` or
+    ``path_<n>`` if one holds its marker (a resumed run), else a fresh one,
+    created with the marker (none without an identity)."""
+    if experiment_id:
+        parent, base = os.path.split(path)
+        pattern = re.compile(re.escape(base) + r"(_\d+)?")
+        with contextlib.suppress(OSError):
+            for entry in sorted(os.listdir(parent or ".")):
+                candidate = os.path.join(parent, entry)
+                if pattern.fullmatch(entry) and _marked(candidate, experiment_id):
+                    return candidate
+    fresh = _fresh_dir(path)
+    if experiment_id:
+        os.makedirs(fresh, exist_ok=True)
+        with open(os.path.join(fresh, _MARKER), "w", encoding="utf-8") as f:
+            f.write(experiment_id + "\n")
+    return fresh
+
+
+def _marked(directory: str, experiment_id: str) -> bool:
+    try:
+        with open(os.path.join(directory, _MARKER), encoding="utf-8") as f:
+            return f.read().strip() == experiment_id
+    except OSError:
+        return False
 
 
 def _fresh_dir(path: str) -> str:

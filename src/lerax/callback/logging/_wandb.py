@@ -51,6 +51,21 @@ class WandbBackend(AbstractLoggingBackend):
     name), so W&B can aggregate seeds. A later ``learn`` call with the same
     logger continues the same W&B runs; ``close()`` finishes them.
 
+    Each W&B run's id comes from the experiment's identity
+    ([`RunInfo.experiment_id`][lerax.callback.logging.RunInfo],
+    ``YYYYmmdd-HHMMSS-xxxxxxxx``, with ``-run<i>`` under vmap), and runs are
+    created with ``resume="allow"``, so a run resumed from a saved state
+    (``train(resume_from=...)``, with any logger built the same way, in any
+    process) logs into the same W&B run, steps continuing from the saved
+    counters; its hyperparameters were recorded when it first started.
+    Online, W&B resumes a run at its last logged step and ignores rows
+    logged at a lower step: rows that a process that went on past the saved
+    state logged stay, and the resumed run's rows for those steps are
+    dropped (with bitwise resume they hold the same values, but for
+    ``time/steps_per_second``). Offline, the resumed process writes its own
+    run directory with the same id, holding every row it logged (``wandb
+    sync`` uploads it into the same run).
+
     wandb is an optional dependency: ``pip install 'lerax[wandb]'``. For tests or
     machines without network use ``mode="offline"`` (or ``WANDB_MODE=offline``).
 
@@ -133,9 +148,19 @@ class WandbBackend(AbstractLoggingBackend):
             dir=self.dir,
             tags=list(self.tags),
             reinit="create_new",
+            **self._identity(info, run_index),
         )
         self._runs[run_index] = created
         return created
+
+    @staticmethod
+    def _identity(info: RunInfo, run_index: int) -> dict[str, str]:
+        """The W&B run id of run ``run_index`` and ``resume="allow"`` (nothing
+        without an experiment identity: wandb then draws an id)."""
+        if not info.experiment_id:
+            return {}
+        suffix = "" if info.num_runs == 1 else f"-run{run_index}"
+        return {"id": info.experiment_id + suffix, "resume": "allow"}
 
     @override
     def log_hparams(self, hparams: Mapping[str, HParamValue], run_index: int) -> None:

@@ -33,12 +33,18 @@ Contracts:
 - The worker exits at ``close()``, or when the ``LoggingCallback`` that owns
   the logger is garbage-collected (see ``HostLogger.orphan``): at once if
   no run is in flight, else when the last run in flight ends.
+- A run resumed from a saved state (``train(resume_from=...)``) continues
+  the experiment and the logged steps it was saved with (``ResumePoint``),
+  also in a new logger in a new process: the experiment's identity
+  (``Experiment``) and each run's offsets travel in its ``LoggingState``.
 """
 
+import calendar
 import dataclasses
 import functools
 import math
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,6 +68,86 @@ _POLL_SECONDS = 0.05
 
 # What the writer adds to every iteration record.
 TIME_NAMES = ("time/timesteps", "time/iteration", "time/steps_per_second")
+
+_WORD = 1 << 32
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """What identifies an experiment (all runs of one ``LoggingCallback``):
+    when it was created and 32 random bits, both unsigned 32-bit words, so
+    that a run's ``LoggingState`` can carry them as int32 arrays.
+
+    ``stamp`` is the local date and time read as if it were UTC (seconds
+    since 1970), so the name it gives is the same in every time zone.
+    """
+
+    stamp: int
+    nonce: int
+
+    @staticmethod
+    def new() -> "Experiment":
+        """One created now (its ``nonce`` never 0)."""
+        stamp = calendar.timegm(time.localtime()) % _WORD
+        return Experiment(stamp, secrets.randbits(32) or 1)
+
+    @staticmethod
+    def from_words(stamp: int, nonce: int) -> "Experiment":
+        """The experiment whose ``words()`` these are."""
+        return Experiment(stamp % _WORD, nonce % _WORD)
+
+    @property
+    def time_text(self) -> str:
+        """``YYYYmmdd-HHMMSS``: the time in the default experiment name."""
+        return time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.stamp))
+
+    @property
+    def ident(self) -> str:
+        """``YYYYmmdd-HHMMSS-xxxxxxxx`` (the nonce in hex): what
+        ``RunInfo.experiment_id`` holds."""
+        return f"{self.time_text}-{self.nonce:08x}"
+
+    def words(self) -> tuple[int, int]:
+        """``(stamp, nonce)`` as signed 32-bit values (what int32 holds)."""
+        return signed(self.stamp), signed(self.nonce)
+
+
+def signed(word: int) -> int:
+    """An unsigned 32-bit word as the int32 with the same bits."""
+    word %= _WORD
+    return word - _WORD if word >= _WORD // 2 else word
+
+
+@final
+@dataclasses.dataclass(frozen=True)
+class ResumePoint:
+    """What a run resumed from a saved state brings to its start.
+
+    Attributes:
+        experiment: the experiment the run was saved in.
+        step_offset: the logged step of the run's step counter 0.
+        iteration_offset: the logged iteration of its iteration counter 0.
+        iteration: the run's iteration counter when it resumes.
+        timesteps: its step counter when it resumes.
+        first_pending: the step counter of the first record it had buffered
+            but not sent when it was saved (it sends them now), or None.
+    """
+
+    experiment: Experiment
+    step_offset: int
+    iteration_offset: int
+    iteration: int
+    timesteps: int
+    first_pending: int | None
+
+    @property
+    def rewrites_from(self) -> int:
+        """The logged step from which the resumed run writes its records:
+        records of the run at this step or later that were written before
+        the resume are superseded."""
+        first = self.timesteps + 1 if self.first_pending is None else self.first_pending
+        return self.step_offset + first
 
 
 @final
@@ -91,13 +177,15 @@ class StartInfo:
 @final
 @dataclasses.dataclass(frozen=True)
 class _Session:
-    """One run's part of one ``learn`` call: where its steps and iterations
-    start, and when it started (wall clock)."""
+    """One run's part of one ``learn`` call: the logged step and iteration
+    of its counters' 0, when it started (wall clock), and its step counter
+    then (0, or where a resumed run resumes)."""
 
     number: int
     step_offset: int
     iteration_offset: int
     clock: float
+    start_timesteps: int = 0
 
 
 @final
@@ -215,6 +303,10 @@ class HostLogger:
         hparams: the extra hyperparameters to record.
         drain_timeout: how long (seconds) a host call or ``close()`` waits for
             the worker to drain (see the module docstring).
+        experiment: the experiment's identity (``LoggingCallback`` always
+            gives one); None: none (backends get an empty ``experiment_id``
+            and the default name takes the time of the first ``learn``),
+            until a resumed run brings its own.
     """
 
     def __init__(
@@ -223,11 +315,13 @@ class HostLogger:
         name: str | None,
         hparams: dict[str, HParamValue],
         drain_timeout: float,
+        experiment: Experiment | None = None,
     ):
         self.backends = backends
         self.name = name
         self.hparams = hparams
         self.drain_timeout = drain_timeout
+        self.experiment = experiment
         self.ident: int | None = None  # the registry id, set by the owner
         # per run: the wall clock and steps of its last batch of records sent
         self.send_marks: dict[int, tuple[float, int]] = {}
@@ -237,6 +331,11 @@ class HostLogger:
         self.num_runs: int | None = None
         self.active: set[int] = set()  # runs started and not yet ended
         self.runs: dict[int, _RunRecord] = {}
+        # The session being started: per run, its step offset and the step
+        # it rewrites from (None: not resumed); and the calls that wait for
+        # the backends' ``open``, queued once every run has started.
+        self._starting: dict[int, tuple[int, int | None]] = {}
+        self._deferred: list[_Call] = []
         self.closed = False  # close() or the orphan shutdown has begun
         self.orphaned = False
         self._failures: list[LoggingBackendError] = []
@@ -319,42 +418,90 @@ class HostLogger:
         run_index: int,
         num_runs: int,
         dynamic: dict[str, HParamValue],
+        resume: ResumePoint | None = None,
     ) -> None:
-        """Run ``run_index``'s ``learn`` call starts.
+        """Run ``run_index``'s ``learn`` call starts; with ``resume``, from a
+        saved state.
+
+        The backends' ``open`` is queued once every run of the call has
+        started (they all start in one host call), with each run's offsets.
 
         Raises:
             RuntimeError: if the logger is closed (a usage error).
-            ValueError: if the number of vmapped runs changed (a usage error).
+            ValueError: if the number of vmapped runs changed, or ``resume``
+                belongs to another experiment than the one this logger has
+                logged (usage errors).
         """
-        self.send_marks[run_index] = (time.perf_counter(), 0)
+        start_timesteps = 0 if resume is None else resume.timesteps
+        self.send_marks[run_index] = (time.perf_counter(), start_timesteps)
         with self.lock:
             if self.closed:
                 raise RuntimeError(
                     "LoggingCallback: the logger is closed (close() was called or "
                     "it was garbage-collected); create a new one to train again"
                 )
+            if resume is not None:
+                self._adopt(resume.experiment)
             if not self.active or run_index in self.active:
-                self._open_session(info, num_runs)
+                self._begin_session(info, num_runs)
             self.active.add(run_index)
             record = self.runs.setdefault(run_index, _RunRecord())
+            rewrites_from: int | None = None
+            if resume is None:
+                step_offset = record.last_step
+                iteration_offset = record.last_iteration
+            else:
+                # The run goes on from the saved state, whatever this logger
+                # logged for it before; it recorded its hyperparameters when
+                # it first started.
+                step_offset = resume.step_offset
+                iteration_offset = resume.iteration_offset
+                record.last_step = step_offset + resume.timesteps
+                record.last_iteration = iteration_offset + resume.iteration
+                record.hparams_logged = True
+                rewrites_from = resume.rewrites_from
             record.session = _Session(
                 self.session,
-                record.last_step,
-                record.last_iteration,
+                step_offset,
+                iteration_offset,
                 time.perf_counter(),
+                start_timesteps,
             )
+            self._starting[run_index] = (step_offset, rewrites_from)
             if not record.hparams_logged:
                 hparams = {**dict(info.static_hparams), **dynamic, **self.hparams}
-                self._inbox.put(
+                self._deferred.append(
                     _Call("log_hparams", (hparams, run_index), (run_index,))
                 )
                 record.hparams_logged = True
+            if len(self.active) == self.num_runs:
+                self._open(info)
 
-    def _open_session(self, info: StartInfo, num_runs: int) -> None:
+    def _adopt(self, experiment: Experiment) -> None:
+        """A resumed run's experiment: this logger's from now on if it has
+        logged nothing yet; else it must be this logger's."""
+        if experiment == self.experiment:
+            return
+        if self.num_runs is None:
+            self.experiment = experiment
+            return
+        mine = "none" if self.experiment is None else self.experiment.ident
+        raise ValueError(
+            "LoggingCallback: resume_from holds runs of the experiment "
+            f"{experiment.ident}, but this logger has logged the experiment "
+            f"{mine}; resume them with a new LoggingCallback built like the one "
+            "that logged them"
+        )
+
+    def _begin_session(self, info: StartInfo, num_runs: int) -> None:
         if self.num_runs is None:
             self.num_runs = num_runs
             if self.name is None:
-                stamp = time.strftime("%Y%m%d-%H%M%S")
+                stamp = (
+                    time.strftime("%Y%m%d-%H%M%S")
+                    if self.experiment is None
+                    else self.experiment.time_text
+                )
                 self.name = f"{info.algorithm}_{info.env}_{stamp}"
         elif num_runs != self.num_runs:
             raise ValueError(
@@ -364,9 +511,20 @@ class HostLogger:
             )
         self.session += 1
         self.active = set()
-        offsets = [
-            self.runs.setdefault(i, _RunRecord()).last_step for i in range(num_runs)
+        self._starting = {}
+        self._deferred = []
+
+    def _open(self, info: StartInfo) -> None:
+        """Every run of the session has started: queue the backends' ``open``,
+        then the calls that waited for it."""
+        num_runs = self.num_runs or 1
+        starts = [
+            self._starting.get(i, (self.runs[i].last_step, None))
+            if i in self.runs
+            else (0, None)
+            for i in range(num_runs)
         ]
+        resumed = tuple(rewrites for _, rewrites in starts)
         run = RunInfo(
             name=self.name or "",
             algorithm=info.algorithm,
@@ -374,10 +532,31 @@ class HostLogger:
             policy=info.policy,
             num_runs=num_runs,
             total_timesteps=info.total_timesteps,
-            step_offsets=tuple(offsets),
+            step_offsets=tuple(offset for offset, _ in starts),
             session=self.session,
+            experiment_id="" if self.experiment is None else self.experiment.ident,
+            resumed_from=resumed if any(r is not None for r in resumed) else (),
         )
         self._inbox.put(_Call("open", (run,), tuple(range(num_runs))))
+        for call in self._deferred:
+            self._inbox.put(call)
+        self._deferred = []
+
+    def word(self, run_index: int, which: int) -> int:
+        """What run ``run_index``'s ``LoggingState`` keeps once the run has
+        started, as an int32 value: for ``which`` 0 and 1, the experiment's
+        stamp and nonce (0 without an experiment); 2 and 3, the run's step
+        and iteration offsets."""
+        with self.lock:
+            session = self.runs[run_index].session
+            experiment = self.experiment
+        if which == 2:
+            return signed(session.step_offset)
+        if which == 3:
+            return signed(session.iteration_offset)
+        if experiment is None:
+            return 0
+        return experiment.words()[which]
 
     def log(self, clock: float, run_index: int, decode: Callable[[], Record]) -> None:
         """Queue one iteration's record of run ``run_index``, taken at wall
@@ -578,19 +757,24 @@ class HostLogger:
             if record.rate_session is not session:
                 record.rate_session = session
                 record.rate_clock = session.clock
-                record.rate_timesteps = 0
+                record.rate_timesteps = session.start_timesteps
                 record.rate_iteration = -1
             if rec.iteration <= record.rate_iteration:
                 return None  # never log an iteration twice (defensive)
             # Continue from here if the run's learn call never ends.
             record.last_step = max(record.last_step, step)
             record.last_iteration = max(record.last_iteration, iteration)
-        elapsed = message.clock - record.rate_clock
-        steps = rec.timesteps - record.rate_timesteps
-        rate = steps / elapsed if elapsed > 0 else math.nan
-        record.rate_clock = message.clock
-        record.rate_timesteps = rec.timesteps
         record.rate_iteration = rec.iteration
+        if rec.timesteps <= session.start_timesteps:
+            # Buffered before the state it resumes from was saved: taken in
+            # another process, at a rate this one never saw.
+            rate = math.nan
+        else:
+            elapsed = message.clock - record.rate_clock
+            steps = rec.timesteps - record.rate_timesteps
+            rate = steps / elapsed if elapsed > 0 else math.nan
+            record.rate_clock = message.clock
+            record.rate_timesteps = rec.timesteps
         full: dict[str, float] = dict(
             zip(TIME_NAMES, (float(step), float(iteration), rate), strict=True)
         )
