@@ -150,6 +150,10 @@ def train(
         check_finite,
         resume,
     )
+    if not _traced(key, policy, env, cb, algo):
+        # Called directly: what the savers queued is written before returning.
+        for saver in cb.train_state_savers():
+            saver.wait()
     _raise_if_abnormal(result, cb)
     return result
 

@@ -101,7 +101,8 @@ class TrainStateSaver(Protocol):
     [`train_state_savers`][lerax.callback.AbstractCallback.train_state_savers];
     the loop calls each after every iteration, with the state the next
     iteration starts from (the algorithm's ``TrainState``, every callback's
-    state included), and once more after the loop with the final state. The
+    state included), and once more after the loop with the final state;
+    called directly, ``train`` then waits for each before it returns. The
     framework names only this protocol, so it does not depend on the
     algorithm layer.
     """
@@ -118,4 +119,9 @@ class TrainStateSaver(Protocol):
         ``stepped``: this run took the iteration (under vmap, a run that had
         stopped did not; always true when ``final``). ``final``: the call
         after the loop (the run has ended, completed or stopped)."""
+        ...
+
+    def wait(self) -> None:
+        """Block until everything saved so far is written (host side: an
+        eager ``train`` calls it before returning)."""
         ...

@@ -1,9 +1,12 @@
 """``CheckpointCallback``: checkpoints of the whole training state, saved from
 a host call inside the compiled training program."""
 
+import atexit
 import math
 import os
+import queue
 import threading
+import weakref
 from typing import Any, final
 
 import equinox as eqx
@@ -31,7 +34,11 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
     """Save the whole training state ([`TrainState`][lerax.algorithm.TrainState]:
     policy, algorithm state, every callback's state, environments, counters,
     loop key) every ``every`` environment steps, from inside the compiled
-    program, so it works under your ``jit``/``vmap`` and ``shard_seeds``.
+    program, so it works under your ``jit`` and ``vmap``. Not yet with seeds
+    spread over several devices by ``shard_seeds``: on a CPU with two cores
+    and two host-platform devices the program stalls in XLA's cross-device
+    rendezvous when a host call carries a large state (small records, such as
+    logging's, pass), so use one device per training program for now.
 
     ``every`` counts environment steps over all environments (like
     Stable-Baselines3's ``save_freq``), converted to iterations: every
@@ -41,8 +48,11 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
     ``CheckpointManager``, keeping the newest ``keep_last``), which writes in
     the background, atomically (a temporary directory renamed when complete:
     a process killed mid-save leaves the previous checkpoint loadable); the
-    program goes on once the copy is made. The checkpoint's step is the
-    iteration. When training returns, every write has finished.
+    program goes on once the copy is made (a thread of this callback hands it
+    to the writer). The checkpoint's step is the iteration. When an eager
+    ``train`` returns, every write has finished; under your own
+    ``jit``/``vmap``, call [`wait`][lerax.checkpoint.CheckpointCallback.wait]
+    (or ``close``) first; writes still queued when Python exits finish then.
 
     Under ``eqx.filter_vmap`` over seeds the batch is saved as one checkpoint
     (every run's state, with a leading batch axis; nested vmaps are saved
@@ -107,15 +117,19 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
                 "CheckpointCallback: save_on_stop must be a bool, got "
                 f"save_on_stop={save_on_stop!r}"
             )
-        writer = CheckpointWriter(directory, keep_last=keep_last)
-        self.writer_id = jnp.asarray(register(_HostCheckpoints(writer)), jnp.int32)
+        host = _HostCheckpoints(CheckpointWriter(directory, keep_last=keep_last))
+        host.ident = register(host)
+        self.writer_id = jnp.asarray(host.ident, jnp.int32)
         self.every = int(every)
         self.save_on_stop = save_on_stop
 
     @property
     def writer(self) -> CheckpointWriter:
         """The writer (host side: needs a concrete ``writer_id``)."""
-        return lookup(int(self.writer_id), _HostCheckpoints).writer
+        return self._host().writer
+
+    def _host(self) -> "_HostCheckpoints":
+        return lookup(int(self.writer_id), _HostCheckpoints)
 
     @property
     def directory(self) -> str:
@@ -123,11 +137,14 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
         return self.writer.directory
 
     def wait(self) -> None:
-        """Block until every write started has finished."""
-        self.writer.wait()
+        """Block until every checkpoint saved so far is written. An eager
+        ``train`` does before it returns; under your own ``jit``/``vmap``
+        call it (or ``close``) before reading the checkpoints."""
+        self._host().wait()
 
     def close(self) -> None:
         """Finish every write, then release the writer (idempotent)."""
+        self._host().wait()
         self.writer.close()
 
     def __enter__(self) -> "CheckpointCallback":
@@ -170,28 +187,34 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
                 jnp.logical_not(on_cadence),
             )
             due = jnp.logical_and(jnp.asarray(self.save_on_stop), stopped)
-            # Always called (to wait for the writes); saves only when due.
-            when: Bool[Array, ""] = jnp.array(True)
         else:
             due = jnp.logical_and(stepped, on_cadence)
-            when = due
         # A batch is saved whole: every run's row is sent when any is due.
-        send = any_run(when)
+        send = any_run(due)
         arrays, static = eqx.partition(state, eqx.is_array)
         data, key_impls = split_keys(arrays)
-        save = _Save(static, key_impls, final)
-        record = (self.writer_id, any_run(due), data)
+        save = _Save(static, key_impls)
+        record = (self.writer_id, send, data)
         host_call(save, record, run_index, new_token(), when=send)
 
 
 class _HostCheckpoints:
-    """The host side of a ``CheckpointCallback``: its writer, and the rows of
-    a vmapped batch gathered until every run's has arrived."""
+    """The host side of a ``CheckpointCallback``: its writer, the rows of a
+    vmapped batch gathered until every run's has arrived, and a thread that
+    hands complete states to the writer.
+
+    The host call only copies and queues: orbax may run JAX computations,
+    which inside a host call would wait for devices that are busy running
+    the program (with seeds over several devices, a deadlock at the next
+    collective)."""
 
     def __init__(self, writer: CheckpointWriter):
         self.writer = writer
         self.rows: dict[int, PyTree] = {}
         self.lock = threading.Lock()
+        self.queue: queue.Queue[tuple[int, Any, dict[str, str]]] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        _open.add(self)
 
     def add(
         self,
@@ -206,15 +229,47 @@ class _HostCheckpoints:
             if len(self.rows) < runs:
                 return
             rows = [self.rows.pop(i) for i in sorted(self.rows)]
-        if due:
+            if not due:
+                return
             batch = rows[0] if runs == 1 else jax.tree.map(_stack, *rows)
             state = eqx.combine(batch, save.static)
             step = int(np.max(np.asarray(state.iteration)))
-            latest = self.writer.latest_step()
-            if latest is None or step > latest:
-                self.writer.save(step, state, key_impls=save.key_impls)
-        if save.final:
-            self.writer.wait()
+            self.queue.put((step, state, save.key_impls))
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._work, name="lerax-checkpoints", daemon=True
+                )
+                self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            step, state, key_impls = self.queue.get()
+            try:
+                latest = self.writer.latest_step()
+                # A batch whose runs had all stopped at a saved step.
+                if latest is None or step > latest:
+                    self.writer.save(step, state, key_impls=key_impls)
+            except Exception as error:  # any failure to write is reported
+                fail(self.ident, error)
+            finally:
+                self.queue.task_done()
+
+    ident: int = -1
+
+    def wait(self) -> None:
+        """Block until every queued state is written."""
+        self.queue.join()
+        self.writer.wait()
+
+
+_open: "weakref.WeakSet[_HostCheckpoints]" = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_at_exit() -> None:
+    """Write what is queued before Python exits (the thread is a daemon)."""
+    for host in list(_open):
+        host.queue.join()
 
 
 def _stack(*xs: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -225,10 +280,9 @@ class _Save:
     """The host function of one save point: the static part of the state
     (its structure, found while tracing) and which leaves are keys."""
 
-    def __init__(self, static: PyTree, key_impls: dict[str, str], final: bool):
+    def __init__(self, static: PyTree, key_impls: dict[str, str]):
         self.static = static
         self.key_impls = key_impls
-        self.final = final
 
     def __call__(self, record: Any, run_index: int, runs: int) -> None:
         writer_id, due, data = record
