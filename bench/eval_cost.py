@@ -33,8 +33,8 @@ from lerax.policy import MLPActorCriticPolicy, MLPSACPolicy
 def setup(name: str) -> tuple[Any, Any, Any, int]:
     """Algorithm, environment, policy and budget of one contender."""
     if name == "ppo":
-        env = CartPole()
-        return PPO(), env, MLPActorCriticPolicy(env, key=jr.key(0)), 2**16
+        cartpole = CartPole()
+        return PPO(), cartpole, MLPActorCriticPolicy(cartpole, key=jr.key(0)), 2**16
     env = Pendulum()
     policy = MLPSACPolicy(env, key=jr.key(0), hidden_sizes=(64, 64))
     return SAC(), env, policy, 4096
