@@ -13,7 +13,9 @@ listens twice:
   delivery of a Ctrl-C that already stopped a run pass silently, and hands
   every other Ctrl-C (none of Lerax's runs active, or a second Ctrl-C during
   one) to the previous handler, which by default raises
-  ``KeyboardInterrupt``.
+  ``KeyboardInterrupt``. A stop request that no poll reported (it came
+  after a run's last) goes to the previous handler too, once the program
+  has returned.
 
 Both can only be installed from the main thread (a Python rule); a process
 that never calls ``train``/``learn`` on its main thread is not interruptible
@@ -61,6 +63,7 @@ _writer: socket.socket | None = None
 
 _active = 0  # programs between their start and end host calls
 _requested = False  # a Ctrl-C asked the active programs to stop
+_reported = False  # and a poll has told them
 _absorbed = 0  # Ctrl-Cs the poll saw whose Python handler has not run yet
 _extra = 0  # further Ctrl-Cs the poll saw during the same stop
 
@@ -267,21 +270,26 @@ def begin(_: list[int]) -> int:
 
 
 def end(_: list[int]) -> int:
-    """A program ends (host call at its end)."""
-    global _active, _requested, _extra
+    """A program ends (host call at its end). A stop request that no poll
+    told the programs about (it came after their last) acts as a Ctrl-C that
+    comes once the program has returned."""
+    global _active, _requested, _reported, _extra
     seen = _drain_socket()
     with _lock:
         if seen and _absorbed:  # more Ctrl-Cs while the run was stopping
             _extra += seen
         _active = _active - 1 if _active > 0 else 0
         if not _active:
+            if _requested and not _reported:
+                _hold(_CHAIN)
             _requested = False
+            _reported = False
     return 0
 
 
 def requested() -> bool:
     """Whether a Ctrl-C asks the active programs to stop (the poll)."""
-    global _requested, _absorbed, _extra
+    global _requested, _reported, _absorbed, _extra
     seen = _drain_socket()
     with _lock:
         if seen:
@@ -291,4 +299,5 @@ def requested() -> bool:
                 _extra += seen - 1
             elif _absorbed:
                 _extra += seen
+        _reported = _reported or _requested
         return _requested

@@ -252,8 +252,10 @@ def scenario(name, interruptible, iteration=-1, draw=False):
     report(f"{name} threads", sorted(threads))
 
 
-# Interruptible: the Ctrl-C is the stop request, seen at the next poll.
+# Interruptible: the Ctrl-C is the stop request, seen at the next poll; after
+# the last poll, KeyboardInterrupt once the run has ended.
 scenario("interruptible", True, iteration=2)
+scenario("after_last_poll", True, iteration=EVERY + 2)
 # Not interruptible: the run goes on to its end, then KeyboardInterrupt.
 scenario("not_interruptible", False, iteration=2)
 # In one of Lerax's host calls (after the loop).
@@ -326,7 +328,9 @@ def test_ctrl_c_in_a_host_call_is_the_stop_request_of_an_interruptible_run(
     # Pressed at iteration 2, the stop comes at the next poll, after which
     # no iteration ran.
     assert host_outcomes["interruptible"] == "INTERRUPTED at +0 seen +0"
-    _pressed_on_the_main_thread(host_outcomes, "interruptible")
+    # Pressed after the last poll: the run ends, then KeyboardInterrupt.
+    assert host_outcomes["after_last_poll"] == "KeyboardInterrupt seen +0"
+    _pressed_on_the_main_thread(host_outcomes, "interruptible", "after_last_poll")
 
 
 def test_ctrl_c_in_a_host_call_of_a_run_that_is_not_interruptible(
