@@ -20,6 +20,7 @@ from lerax.errors import CallbackStateError, LoggingBackendError, TrainingInterr
         ("LoggingBackendError", lerax.callback.LoggingBackendError),
         ("LoggingBackendError", lerax.callback.logging.LoggingBackendError),
         ("TrainingInterrupted", lerax.algorithm.TrainingInterrupted),
+        ("NonFiniteError", lerax.algorithm.NonFiniteError),
     ],
 )
 def test_reexports_are_the_same_class(name: str, reexport: type) -> None:
@@ -34,6 +35,7 @@ def test_import_lerax_exposes_errors() -> None:
     assert sorted(lerax.errors.__all__) == [
         "CallbackStateError",
         "LoggingBackendError",
+        "NonFiniteError",
         "TrainingInterrupted",
     ]
 

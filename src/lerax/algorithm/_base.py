@@ -509,7 +509,8 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
             callback: a callback, a list of callbacks (run as a
                 [`CallbackList`][lerax.callback.CallbackList]) or ``None``.
             interruptible: poll for Ctrl-C (False compiles without the poll;
-                a logging failure is then reported as a callback stop).
+                a logging failure is then reported as a callback stop, and a
+                Ctrl-C raises ``KeyboardInterrupt`` once the run has ended).
             resume_from: continue a run from a
                 [`TrainState`][lerax.algorithm.TrainState] (a result's
                 ``train_state``, or ``lerax.checkpoint.load(path)``) instead of
