@@ -21,6 +21,7 @@ PACKAGES = [
     "lerax.callback.logging",
     "lerax.callback.history",
     "lerax.callback.control",
+    "lerax.checkpoint",
 ]
 
 

@@ -325,17 +325,24 @@ def test_without_orbax_and_the_runtime_checker(saved: Path, tmp_path: Path) -> N
 
 
 def test_the_public_surface() -> None:
-    """``lerax.checkpoint`` exports no Equinox module and no exception of its
-    own (tests/test_package.py checks packages that export modules), and
-    ``lerax.save``/``lerax.load`` are the policy functions."""
+    """``lerax.checkpoint`` exports one Equinox module, the final
+    ``CheckpointCallback`` (tests/test_package.py checks it with the other
+    packages), and no exception of its own; ``lerax.save``/``lerax.load`` are
+    the policy functions."""
     import lerax
     import lerax.checkpoint as checkpoint
 
     exported = {
         name: obj for name, obj in vars(checkpoint).items() if not name.startswith("_")
     }
+    modules = {
+        name
+        for name, obj in exported.items()
+        if isinstance(obj, type) and issubclass(obj, eqx.Module)
+    }
+    assert modules == {"CheckpointCallback"}
     assert not any(
-        isinstance(obj, type) and issubclass(obj, eqx.Module | BaseException)
+        isinstance(obj, type) and issubclass(obj, BaseException)
         for obj in exported.values()
     )
     assert {
