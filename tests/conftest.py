@@ -30,4 +30,4 @@ def release_compiled_programs() -> Iterator[None]:
     programs than that allows, so each module starts with empty caches
     (tests that check reuse of a compiled program do so within a module)."""
     yield
-    jax.clear_caches()
+    jax.clear_caches()  # type: ignore[no-untyped-call]  # jax leaves clear_caches unannotated
