@@ -36,8 +36,8 @@ from ..callback import (
     StepContext,
     TrainingContext,
 )
+from ..callback._discovery import published_names
 from ..callback._invoke import (
-    DiscoveryMetrics,
     call_continue_training,
     call_on_step,
     call_on_training_end,
@@ -563,9 +563,7 @@ def _train(
         num_envs=num_envs,
         run_index=index,
     )
-    metric_names = _published_names(
-        callback, reset_ctx, algo.initial_training_log(), key=k_reset
-    )
+    metric_names = published_names(callback, reset_ctx, key=k_reset)
     reset_ctx = dataclasses.replace(reset_ctx, metric_names=metric_names)
     # What no callback has published yet reads NaN.
     no_metrics = {name: jnp.full((), jnp.nan, jnp.float32) for name in metric_names}
@@ -952,54 +950,6 @@ def _stop_code(
         [StopReason.INTERRUPTED, StopReason.LOGGING_FAILED, StopReason.CALLBACK],
         StopReason.COMPLETED,
     ).astype(jnp.int32)
-
-
-def _publishes(callback: AbstractCallback[Any, Any, Any, Any]) -> bool:
-    """Whether ``callback`` (or a member, for a ``CallbackList``) overrides
-    ``metrics``: only then is it worth tracing to find the names."""
-    if isinstance(callback, CallbackList):
-        return any(_publishes(member) for member in callback.callbacks)
-    return type(callback).metrics is not AbstractCallback.metrics
-
-
-def _published_names(
-    callback: AbstractCallback[Any, Any, Any, Any],
-    reset_ctx: ResetContext[Any, Any, Any],
-    training_log: TrainingLog,
-    *,
-    key: Key,
-) -> tuple[str, ...]:
-    """The names of the metrics ``callback`` publishes, sorted: found by
-    tracing (``jax.eval_shape``, nothing runs) its ``reset``, ``step_reset``,
-    ``on_iteration`` and ``metrics`` on a first iteration's context, in which
-    every name not yet published reads NaN. The loop's carry holds one value
-    per name, so the names must be known before the loop is built."""
-    if not _publishes(callback):
-        return ()
-
-    def first_iteration() -> dict[str, Float[Array, ""]]:
-        state = call_reset(callback, reset_ctx, key=key)
-        step_state = jax.vmap(lambda k: call_step_reset(callback, reset_ctx, key=k))(
-            jr.split(key, reset_ctx.num_envs)
-        )
-        ctx = IterationContext(
-            state=state,
-            step_state=step_state,
-            env=reset_ctx.env,
-            policy=reset_ctx.policy,
-            algorithm_state=reset_ctx.algorithm_state,
-            training_log=training_log,
-            iteration_count=jnp.ones((), jnp.int32),
-            num_timesteps=jnp.zeros((), jnp.int32),
-            total_timesteps=reset_ctx.total_timesteps,
-            algorithm=reset_ctx.algorithm,
-            run_index=reset_ctx.run_index,
-            active=jnp.array(True),
-            metrics=DiscoveryMetrics(),
-        )
-        return call_iteration(callback, ctx, key=key)[1]
-
-    return tuple(sorted(jax.eval_shape(first_iteration)))
 
 
 def _check_published(

@@ -14,6 +14,7 @@ from typing_extensions import TypeVar, override
 from ..._custom_types import Key
 from .._base import AbstractCallback
 from .._context import IterationContext, ResetContext, StepContext, TrainingContext
+from .._discovery import published_names
 from .._errors import CallbackStateError
 from .._invoke import (
     call_continue_training,
@@ -31,7 +32,6 @@ from ._gate import (
     is_due,
     iterations_between,
     positive_int,
-    published_names,
     stopped_after_last_firing,
     training_with_state,
     with_state,

@@ -11,16 +11,12 @@ from typing import Any, Literal, TypeVar, cast
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from ..._custom_types import Key
 from ..._host import any_run, select_runs
-from .._base import AbstractCallback
-from .._context import IterationContext, ResetContext, TrainingContext
-from .._invoke import DiscoveryMetrics, call_reset, call_step_reset
-from .._list import CallbackList, call_iteration
+from .._context import IterationContext, TrainingContext
+from .._invoke import DiscoveryMetrics
 from .._types import AlgorithmInfo
 
 S = TypeVar("S")
@@ -113,52 +109,6 @@ def stopped_after_last_firing(
     stopped early between two firings): then it fires once more, at the end."""
     iteration = jnp.asarray(ctx.iteration_count, jnp.int32)
     return jnp.logical_and(iteration > 0, last_fired != iteration)
-
-
-def publishes(callback: AbstractCallback[Any, Any, Any, Any]) -> bool:
-    """Whether ``callback`` (or a member of a ``CallbackList``) overrides
-    ``metrics``."""
-    if isinstance(callback, CallbackList):
-        return any(publishes(member) for member in callback.callbacks)
-    return type(callback).metrics is not AbstractCallback.metrics
-
-
-def published_names(
-    callback: AbstractCallback[Any, Any, Any, Any],
-    ctx: ResetContext[Any, Any, Any],
-    *,
-    key: Key,
-) -> tuple[str, ...]:
-    """The names ``callback`` publishes, sorted: found as the training loop
-    finds them, by tracing (``jax.eval_shape``: nothing runs) its ``reset``,
-    ``step_reset``, ``on_iteration`` and ``metrics`` on a first iteration's
-    context."""
-    if not publishes(callback):
-        return ()
-
-    def first_iteration() -> dict[str, Float[Array, ""]]:
-        state = call_reset(callback, ctx, key=key)
-        step_state = jax.vmap(lambda k: call_step_reset(callback, ctx, key=k))(
-            jr.split(key, ctx.num_envs)
-        )
-        iteration_ctx = IterationContext(
-            state=state,
-            step_state=step_state,
-            env=ctx.env,
-            policy=ctx.policy,
-            algorithm_state=ctx.algorithm_state,
-            training_log=ctx.algorithm.initial_training_log(),
-            iteration_count=jnp.ones((), jnp.int32),
-            num_timesteps=jnp.zeros((), jnp.int32),
-            total_timesteps=ctx.total_timesteps,
-            algorithm=ctx.algorithm,
-            run_index=ctx.run_index,
-            active=jnp.array(True),
-            metrics=DiscoveryMetrics(),
-        )
-        return call_iteration(callback, iteration_ctx, key=key)[1]
-
-    return tuple(sorted(jax.eval_shape(first_iteration)))
 
 
 def read_metric(
