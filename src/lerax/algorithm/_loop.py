@@ -134,7 +134,8 @@ def train(
         )
     check_policy_fits(env, policy)
     check_declared_types(cb, env, policy)
-    resume = as_resume(resume_from, _traced(key, policy, env, cb, algo))
+    traced = _traced(key, policy, env, cb, algo)
+    resume = as_resume(resume_from, traced)
     # Not interruptible too: the handler holds a Ctrl-C that comes while the
     # main thread runs a host call until the program has returned.
     _interrupt.install()
@@ -150,7 +151,7 @@ def train(
         check_finite,
         resume,
     )
-    if not _traced(key, policy, env, cb, algo):
+    if not traced:
         # Called directly: what the savers queued is written before returning.
         for saver in cb.train_state_savers():
             saver.wait()
@@ -367,13 +368,9 @@ def _resumed(
     observations, metrics, counters and loop key, checked to have the same
     structure. The algorithm (its hyperparameter values may differ: fine
     tuning), the run's length and a cleared status are this call's."""
-    _check_same(
-        "algorithm", fresh.algorithm, saved.algorithm, statics=True, values=False
-    )
+    _check_same("algorithm", fresh.algorithm, saved.algorithm, statics=True)
     for part, statics in _RESUMED_PARTS:
-        _check_same(
-            part, getattr(fresh, part), getattr(saved, part), statics, values=False
-        )
+        _check_same(part, getattr(fresh, part), getattr(saved, part), statics)
     replaced = {
         part: _with_arrays(getattr(fresh, part), getattr(saved, part))
         for part, _ in _RESUMED_PARTS
@@ -442,13 +439,10 @@ def _with_arrays(fresh: PyTree, saved: PyTree) -> PyTree:
     return eqx.combine(jax.tree.unflatten(jax.tree.structure(arrays), leaves), static)
 
 
-def _check_same(
-    part: str, fresh: PyTree, saved: PyTree, statics: bool, values: bool
-) -> None:
+def _check_same(part: str, fresh: PyTree, saved: PyTree, statics: bool) -> None:
     """Raise ``ValueError`` naming the first path where ``saved`` (the state
     resumed from) and ``fresh`` (this call's) differ: in structure, in a
     leaf's shape or dtype, or (``statics``) in a static field's value."""
-    del values
     saved_items = _items(saved, statics)
     fresh_items = _items(fresh, statics)
     for (path, text), (other_path, other) in zip(

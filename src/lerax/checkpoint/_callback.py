@@ -2,7 +2,6 @@
 a host call inside the compiled training program."""
 
 import atexit
-import math
 import os
 import queue
 import threading
@@ -25,6 +24,7 @@ from ..callback import (
     EmptyCallbackStepState,
     TrainStateSaver,
 )
+from ..callback.control._gate import iterations_between
 from ._keys import split_keys
 from ._writer import CheckpointWriter
 
@@ -163,8 +163,8 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
 
     def iterations_between(self, steps_per_iteration: int) -> int:
         """The iterations between saves: ``max(1, ceil(every /
-        steps_per_iteration))``."""
-        return max(1, math.ceil(self.every / steps_per_iteration))
+        steps_per_iteration))``, as for every callback with a cadence."""
+        return iterations_between(self.every, steps_per_iteration)
 
     def save_train_state(
         self,
@@ -194,7 +194,8 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
         arrays, static = eqx.partition(state, eqx.is_array)
         data, key_impls = split_keys(arrays)
         save = _Save(static, key_impls)
-        record = (self.writer_id, send, data)
+        # Called only where some run is due, with every run's row.
+        record = (self.writer_id, data)
         host_call(save, record, run_index, new_token(), when=send)
 
 
@@ -219,7 +220,6 @@ class _HostCheckpoints:
     def add(
         self,
         save: "_Save",
-        due: bool,
         data: PyTree,
         run_index: int,
         runs: int,
@@ -229,8 +229,6 @@ class _HostCheckpoints:
             if len(self.rows) < runs:
                 return
             rows = [self.rows.pop(i) for i in sorted(self.rows)]
-            if not due:
-                return
             batch = rows[0] if runs == 1 else jax.tree.map(_stack, *rows)
             state = eqx.combine(batch, save.static)
             step = int(np.max(np.asarray(state.iteration)))
@@ -285,9 +283,9 @@ class _Save:
         self.key_impls = key_impls
 
     def __call__(self, record: Any, run_index: int, runs: int) -> None:
-        writer_id, due, data = record
+        writer_id, data = record
         host = lookup(int(writer_id), _HostCheckpoints)
         try:
-            host.add(self, bool(due), data, run_index, runs)
+            host.add(self, data, run_index, runs)
         except Exception as error:  # any failure to write stops the run
             fail(int(writer_id), error)

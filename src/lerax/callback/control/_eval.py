@@ -175,7 +175,7 @@ class EvalCallback(AbstractCallback[EvalState, EmptyCallbackStepState]):
     def iterations_between(self, algorithm: AlgorithmInfo) -> int:
         """``every`` environment steps in whole iterations of ``algorithm``,
         rounded up (at least one)."""
-        return iterations_between(self.every, algorithm)
+        return iterations_between(self.every, algorithm.steps_per_iteration)
 
     @property
     def metric_names(self) -> tuple[str, str, str]:

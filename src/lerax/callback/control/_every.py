@@ -127,7 +127,7 @@ class EveryN(
     def iterations_between(self, algorithm: AlgorithmInfo) -> int:
         """``every`` environment steps in whole iterations of ``algorithm``,
         rounded up (at least one)."""
-        return iterations_between(self.every, algorithm)
+        return iterations_between(self.every, algorithm.steps_per_iteration)
 
     @override
     def reset(

@@ -17,26 +17,25 @@ from jaxtyping import Array, Bool, Float, Int
 from ..._host import any_run, select_runs
 from .._context import IterationContext, TrainingContext
 from .._invoke import DiscoveryMetrics
-from .._types import AlgorithmInfo
 
 S = TypeVar("S")
 
 
-def iterations_between(every: int, algorithm: AlgorithmInfo) -> int:
+def iterations_between(every: int, steps_per_iteration: int) -> int:
     """``every`` environment steps (over all environments) in whole
-    iterations of ``algorithm``, rounded up: ``max(1, ceil(every /
-    steps_per_iteration))``."""
-    return max(1, -(-every // algorithm.steps_per_iteration))
+    iterations of ``steps_per_iteration`` steps, rounded up: ``max(1,
+    ceil(every / steps_per_iteration))``."""
+    return max(1, -(-every // steps_per_iteration))
 
 
 def is_due(every: int, ctx: IterationContext[Any, Any, Any, Any]) -> Bool[Array, ""]:
     """Whether a callback firing every ``every`` environment steps fires after
-    this iteration: every ``iterations_between(every, algorithm)``
+    this iteration: every ``iterations_between(every, steps_per_iteration)``
     iterations and at the run's last."""
     algorithm = ctx.algorithm
     iteration = ctx.iteration_count
     last = algorithm.num_iterations(ctx.total_timesteps)
-    period = iterations_between(every, algorithm)
+    period = iterations_between(every, algorithm.steps_per_iteration)
     return jnp.logical_or(iteration % period == 0, iteration == last)
 
 
