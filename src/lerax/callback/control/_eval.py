@@ -208,8 +208,9 @@ class EvalCallback(AbstractCallback[EvalState, EmptyCallbackStepState]):
         fire = jnp.logical_and(is_due(self.every, ctx), ctx.active)
         return for_runs(
             fire,
-            lambda s: self._evaluate(s, ctx.policy, ctx.iteration_count),
+            lambda s, i: self._evaluate(s, *i),
             ctx.state,
+            (ctx.policy, ctx.iteration_count),
         )
 
     @override
@@ -228,8 +229,9 @@ class EvalCallback(AbstractCallback[EvalState, EmptyCallbackStepState]):
         fire = stopped_after_last_firing(ctx, ctx.state.last_iteration)
         return for_runs(
             fire,
-            lambda s: self._evaluate(s, ctx.policy, ctx.iteration_count),
+            lambda s, i: self._evaluate(s, *i),
             ctx.state,
+            (ctx.policy, ctx.iteration_count),
         )
 
     def _evaluate(

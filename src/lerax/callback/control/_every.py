@@ -180,7 +180,12 @@ class EveryN(
         """When due, the wrapped callback's ``on_iteration`` then ``metrics``
         (validated as the loop validates them), for the runs that are due."""
         fire = jnp.logical_and(is_due(self.every, ctx), ctx.active)
-        return for_runs(fire, lambda s: self._fire(ctx, s, fire, key), ctx.state)
+        return for_runs(
+            fire,
+            lambda s, i: self._fire(i[0], s, i[1], i[2]),
+            ctx.state,
+            (ctx, fire, key),
+        )
 
     @override
     def metrics(
@@ -215,7 +220,12 @@ class EveryN(
         k_fire, k_end = jr.split(key)
         fire = stopped_after_last_firing(ctx, ctx.state.last_iteration)
         last = end_iteration_context(ctx, ctx.state, fire)
-        state = for_runs(fire, lambda s: self._fire(last, s, fire, k_fire), ctx.state)
+        state = for_runs(
+            fire,
+            lambda s, i: self._fire(i[0], s, i[1], i[2]),
+            ctx.state,
+            (last, fire, k_fire),
+        )
         inner = training_with_state(ctx, state.state)
         end = call_on_training_end(self.callback, inner, key=k_end)
         return dataclasses.replace(state, state=end)

@@ -19,6 +19,7 @@ from .._context import IterationContext, TrainingContext
 from .._invoke import DiscoveryMetrics
 
 S = TypeVar("S")
+InputsT = TypeVar("InputsT")
 
 
 def iterations_between(every: int, steps_per_iteration: int) -> int:
@@ -39,9 +40,11 @@ def is_due(every: int, ctx: IterationContext[Any, Any, Any, Any]) -> Bool[Array,
     return jnp.logical_or(iteration % period == 0, iteration == last)
 
 
-def for_runs(flag: Bool[Array, ""], update: Callable[[S], S], state: S) -> S:
-    """``update(state)`` for the runs whose ``flag`` holds; the others keep
-    ``state``.
+def for_runs(
+    flag: Bool[Array, ""], update: Callable[[S, InputsT], S], state: S, inputs: InputsT
+) -> S:
+    """``update(state, inputs)`` for the runs whose ``flag`` holds; the others
+    keep ``state``.
 
     ``update`` runs only if the flag holds for some run, and then once for
     all runs (its host calls included), only their results kept. Under
@@ -49,15 +52,24 @@ def for_runs(flag: Bool[Array, ""], update: Callable[[S], S], state: S) -> S:
     runs ``update`` every time, and JAX refuses a host call in a vmapped
     ``lax.cond`` even on an unbatched predicate; a ``lax.while_loop`` that
     runs at most once, on the unbatched "some run's flag holds", is a real
-    branch in both cases (the training loop's own pattern)."""
+    branch in both cases (the training loop's own pattern).
+
+    ``update`` must read the training's values through ``inputs`` (or
+    ``state``), not from its closure: inside the loop they pass an
+    optimisation barrier with the loop's own flag. Without it, work that
+    depends only on values the loop does not change (an evaluation of the
+    policy, which is all of ``EvalCallback``) is loop-invariant, and XLA
+    hoists it out of the loop, so it ran at every training iteration
+    whether due or not (BENCHMARKS.md)."""
     some = any_run(flag)
+    dynamic, static = eqx.partition(inputs, eqx.is_array)
 
     def cond(carry: tuple[Bool[Array, ""], S]) -> Bool[Array, ""]:
         return jnp.logical_and(some, jnp.logical_not(carry[0]))
 
     def body(carry: tuple[Bool[Array, ""], S]) -> tuple[Bool[Array, ""], S]:
-        old = carry[1]
-        new: S = select_runs(flag, update(old), old)
+        _, old, arrays = jax.lax.optimization_barrier((*carry, dynamic))  # type: ignore[no-untyped-call]  # jax leaves it unannotated
+        new: S = select_runs(flag, update(old, eqx.combine(arrays, static)), old)
         return jnp.array(True), new
 
     _, out = jax.lax.while_loop(cond, body, (jnp.array(False), state))
