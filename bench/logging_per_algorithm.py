@@ -37,7 +37,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -132,12 +132,14 @@ def ready(tree: Any) -> None:
             leaf.block_until_ready()
 
 
-def parse_budgets(items: list[str]) -> dict[str, int]:
-    """``name=steps`` pairs."""
+def parse_budgets(
+    items: list[str], names: Collection[str] = tuple(CONTENDERS)
+) -> dict[str, int]:
+    """``name=steps`` pairs, ``name`` one of ``names``."""
     out: dict[str, int] = {}
     for item in items:
         name, _, steps = item.partition("=")
-        if name not in CONTENDERS:
+        if name not in names:
             raise SystemExit(f"--budget: unknown algorithm {name!r}")
         out[name] = int(steps)
     return out

@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--logged", action="store_true")
     args = parser.parse_args()
     print(f"jax {jax.__version__} ({jax.default_backend()})")
-    budgets = parse_budgets(args.budget)
+    budgets = parse_budgets(args.budget, GUARD_CONTENDERS)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only or list(GUARD_CONTENDERS):
             budget = budgets.get(name, GUARD_CONTENDERS[name].budget)
