@@ -149,7 +149,8 @@ class NonFiniteError(FloatingPointError):
     called directly (eagerly).
 
     The run stopped at the first iteration whose rewards, observations,
-    declared losses or updated policy parameters were not all finite, keeping
+    declared losses, the losses and gradients of an algorithm that guards its
+    own updates, or updated policy parameters were not all finite, keeping
     its state from before that iteration (see ``train``'s ``check_finite``);
     ``result`` holds the [`TrainResult`][lerax.algorithm.TrainResult], whose
     ``status`` names the iteration and the quantity of every run that stopped.
@@ -160,7 +161,8 @@ class NonFiniteError(FloatingPointError):
             run met the value.
         run_index: that run's index among the vmapped runs (0 for one run).
         quantity: what was not finite (``"reward"``, ``"observation"``, a
-            loss's name in the training log, ``"policy parameters"``).
+            loss's name in the training log, ``"loss or gradient"``,
+            ``"policy parameters"``).
     """
 
     def __init__(

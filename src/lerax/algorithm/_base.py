@@ -6,7 +6,7 @@ import os
 from typing import Any, ClassVar, Generic, TypeAlias, overload
 
 import equinox as eqx
-from jaxtyping import Array, Float, Int, Shaped
+from jaxtyping import Array, Bool, Float, Int, Shaped
 from typing_extensions import TypeVar
 
 from .._custom_types import ArrayTree, Key
@@ -161,6 +161,37 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
         so an algorithm may skip computing it (PPO runs a cheaper program).
         Either way the policy and the state must be updated identically.
         """
+
+    def guarded_update(
+        self,
+        policy: PolicyBoundT,
+        state: AlgStateT,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+    ) -> (
+        tuple[PolicyBoundT, AlgStateT, dict[str, Float[Array, ""]], Bool[Array, ""]]
+        | None
+    ):
+        """[`update`][lerax.algorithm.AbstractAlgorithm.update] for a run the
+        non-finite guard checks (``train(check_finite=True)``, the default),
+        by an algorithm that guards its own updates; ``None`` (the default)
+        if it does not, and the loop then calls ``update``.
+
+        It returns ``update``'s policy, state and log, and whether every
+        value it checked was finite. From the first value that is not (the
+        rollout's rewards and observations, then each optimizer update's loss
+        and gradients in turn) on, no update may change the policy or the
+        state, except that a replay buffer still takes the rollout; on a run
+        that stays finite it must return exactly what ``update`` does. The
+        loop then stops the run with the policy and state returned here,
+        instead of keeping a copy of those from before the iteration until
+        the update is checked: that copy stops XLA from updating parameters
+        and optimizer moments in place, a large share of an iteration that
+        takes one small gradient step (SAC, TD3, DQN; BENCHMARKS.md).
+        """
+        return None
 
     @abc.abstractmethod
     def initial_training_log(self) -> dict[str, Float[Array, ""]]:
@@ -538,8 +569,14 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
                 finite the run stops (status ``StopReason.NON_FINITE``, naming
                 the iteration and the quantity) with its state from before
                 that iteration, except that a replay buffer in the
-                algorithm's state keeps the iteration's transitions. False
-                compiles without the checks.
+                algorithm's state keeps the iteration's transitions. An
+                algorithm that guards its own updates
+                ([`guarded_update`][lerax.algorithm.AbstractAlgorithm.guarded_update]:
+                DQN, SAC, TD3) also stops at a non-finite loss or gradient
+                (``"loss or gradient"``); its run keeps a critic update that
+                came before a non-finite actor update in the same gradient
+                step, and parameters that overflowed in an update whose
+                gradients were finite. False compiles without the checks.
 
         Raises:
             TypeError: if ``env`` is not an ``AbstractEnv`` (a Gymnasium

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Shaped
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree, Shaped
 
 from .._custom_types import ArrayTree, Key, OptState
 from ..buffer import ReplayBuffer, Transition
@@ -28,14 +28,18 @@ from ._hyper import (
     policy_kind_error,
 )
 from ._offpolicy import (
+    Ok,
     adam,
     add_rollout,
-    apply_adam,
     check_replay,
     empty_buffer,
+    guarded,
+    guarded_adam,
     host_call_every,
     polyak_update,
     ready_to_learn,
+    restore_iteration,
+    rollout_ok,
     zeros_log,
 )
 from ._optim import current_learning_rate
@@ -45,7 +49,9 @@ QPolicy = AbstractQPolicy[Any, Any]
 # What the gradient steps carry: parameters, optimizer state, target
 # parameters, gradient-step count, and the replay buffer (unchanged: carried
 # rather than closed over, so that XLA need not copy it into the loop).
-_Carry: TypeAlias = tuple[PyTree, OptState, PyTree, Int[Array, ""], ReplayBuffer]
+_Carry: TypeAlias = tuple[
+    PyTree, OptState, PyTree, Int[Array, ""], ReplayBuffer, Bool[Array, ""] | None
+]
 
 
 @final
@@ -432,6 +438,40 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         """Add the rollout to the buffer, then take ``gradient_steps`` gradient
         steps (none before ``learning_starts``), each followed by the target
         update when due."""
+        policy, state, log, _ = self._update(
+            policy, state, rollout, key=key, need_log=need_log, guard=False
+        )
+        return policy, state, log
+
+    def guarded_update(
+        self,
+        policy: QPolicy,
+        state: DQNState,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+    ) -> tuple[QPolicy, DQNState, dict[str, Float[Array, ""]], Bool[Array, ""]]:
+        """[`update`][lerax.algorithm.DQN.update], guarded: each gradient step
+        updates the Q-network, counts itself and moves the target network
+        only while the rollout and every loss and gradient so far are
+        finite."""
+        policy, state, log, ok = self._update(
+            policy, state, rollout, key=key, need_log=need_log, guard=True
+        )
+        assert ok is not None
+        return policy, state, log, ok
+
+    def _update(
+        self,
+        policy: QPolicy,
+        state: DQNState,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+        guard: bool,
+    ) -> tuple[QPolicy, DQNState, dict[str, Float[Array, ""]], Ok]:
         buffer = add_rollout(state.buffer, rollout)
         params, static = eqx.partition(policy, eqx.is_inexact_array)
         target_params = eqx.filter(state.target, eqx.is_inexact_array)
@@ -447,19 +487,30 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
         def gradient_step(carry: _Carry, key: Key) -> tuple[_Carry, Float[Array, " 2"]]:
-            params, opt_state, target_params, count, buffer = carry
+            params, opt_state, target_params, count, buffer, ok = carry
             batch = buffer.sample(self.batch_size, key=key)
             (loss, q_value), grads = grad_fn(params, target_params, batch)
-            params, opt_state = apply_adam(optimizer, grads, opt_state, params)
-            count = count + 1
-            target_params = self._target_update(params, target_params, count)
-            carry = (params, opt_state, target_params, count, buffer)
+            params, opt_state, ok = guarded_adam(
+                optimizer, loss, grads, opt_state, params, ok
+            )
+            count = guarded(ok, count + 1, count)
+            target_params = guarded(
+                ok, self._target_update(params, target_params, count), target_params
+            )
+            carry = (params, opt_state, target_params, count, buffer, ok)
             return carry, jnp.stack([loss, q_value])
 
         def learn(carry: _Carry) -> tuple[_Carry, Float[Array, " 2"]]:
             keys = jr.split(key, self.gradient_steps)
-            carry, stats = jax.lax.scan(gradient_step, carry, keys)
-            return carry, stats.mean(axis=0)
+            new, stats = jax.lax.scan(gradient_step, carry, keys)
+            *learned, buffer, ok = new
+            learned = restore_iteration(
+                ok, learned, list(carry[:4]), self.gradient_steps
+            )
+            params, opt_state, target_params, count = learned
+            return (params, opt_state, target_params, count, buffer, ok), stats.mean(
+                axis=0
+            )
 
         def wait(carry: _Carry) -> tuple[_Carry, Float[Array, " 2"]]:
             return carry, jnp.zeros((2,), jnp.float32)
@@ -470,6 +521,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
             target_params,
             state.gradient_steps,
             buffer,
+            rollout_ok(rollout, guard),
         )
         if self.learning_starts <= self.steps_per_iteration:
             carry, stats = learn(carry)  # every iteration learns
@@ -478,7 +530,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
                 rollout, self.steps_per_iteration, self.learning_starts
             )
             carry, stats = jax.lax.cond(ready, learn, wait, carry)
-        params, opt_state, target_params, count, buffer = carry
+        params, opt_state, target_params, count, buffer, ok = carry
         new_state = DQNState(
             opt_state=opt_state,
             target=eqx.combine(target_params, static),
@@ -488,7 +540,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         )
         policy = eqx.combine(params, static)
         if not need_log:
-            return policy, new_state, {}
+            return policy, new_state, {}, ok
         return (
             policy,
             new_state,
@@ -498,6 +550,7 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
                 "epsilon": jnp.mean(rollout.extras["epsilon"]),
                 "learning_rate": current_learning_rate(opt_state),
             },
+            ok,
         )
 
     def _target_update(

@@ -49,6 +49,7 @@ from ..callback._list import call_iteration, check_declared_types
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box
+from ._finite import all_finite
 from ._hyper import Timesteps, as_total_timesteps, counter_dtype, show
 from ._rollout import Rollout
 from ._status import NonFiniteError, StopReason, TrainingInterrupted, TrainStatus
@@ -101,6 +102,15 @@ class _Trainable(Protocol):
         key: Key,
         need_log: bool,
     ) -> tuple[Any, Any, dict[str, Float[Array, ""]]]: ...
+    def guarded_update(
+        self,
+        policy: Any,
+        state: Any,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+    ) -> tuple[Any, Any, dict[str, Float[Array, ""]], Bool[Array, ""]] | None: ...
 
 
 def train(
@@ -602,6 +612,7 @@ def _train(
         "reward",
         "observation",
         *(f"training_log[{name!r}]" for name in loss_names),
+        "loss or gradient",
         "policy parameters",
     )
     state = TrainState(
@@ -745,9 +756,23 @@ def _train(
         loop_key, k_update, k_cb_iter, k_cb_continue = keys[:_ITERATION_KEYS]
         step_keys = keys[_ITERATION_KEYS:].reshape(num_steps, num_envs, _STEP_KEYS)
         rollout, env_states, observations, cb_step_state = collect(s, active, step_keys)
-        policy, algorithm_state, log = algo.update(
-            s.policy, s.algorithm_state, rollout, key=k_update, need_log=need_log
+        # An algorithm that guards its own updates (with the check on) stops
+        # changing its policy and state at its first non-finite loss or
+        # gradient, so a stop needs no copy of them from before the update.
+        guarded = (
+            algo.guarded_update(
+                s.policy, s.algorithm_state, rollout, key=k_update, need_log=need_log
+            )
+            if check_finite
+            else None
         )
+        if guarded is None:
+            policy, algorithm_state, log = algo.update(
+                s.policy, s.algorithm_state, rollout, key=k_update, need_log=need_log
+            )
+            update_finite = jnp.array(True)
+        else:
+            policy, algorithm_state, log, update_finite = guarded
         training_log: TrainingLog = log if need_log else s.training_log
         iteration = s.iteration + 1
         timesteps = s.timesteps + steps_per_iteration
@@ -780,7 +805,11 @@ def _train(
         )
         if check_finite:
             quantity = _first_non_finite(
-                rollout, training_log if need_log else {}, loss_names, policy
+                rollout,
+                training_log if need_log else {},
+                loss_names,
+                update_finite,
+                policy,
             )
         else:
             quantity = jnp.asarray(-1, jnp.int32)
@@ -811,7 +840,9 @@ def _train(
             new_carry = jax.lax.cond(
                 quantity < 0,
                 lambda: new_carry,
-                lambda: _non_finite_stop(old, new_carry, iteration, quantity),
+                lambda: _non_finite_stop(
+                    old, new_carry, iteration, quantity, guarded is not None
+                ),
             )
         # A run that had stopped keeps everything as it was (its counters and
         # loop key too, so that it resumes as a single run would).
@@ -838,46 +869,31 @@ def _train(
     return TrainResult(train_state=state)
 
 
-def _all_finite(tree: PyTree) -> Bool[Array, ""]:
-    """Whether every floating-point leaf of ``tree`` is finite everywhere.
-
-    Computed as ``sum(x * 0) == 0`` over the leaves: ``x * 0`` is 0 for a
-    finite ``x`` and NaN for an infinite or NaN one, and NaN survives any
-    sum. A float sum per leaf is one vectorised pass that XLA fuses with the
-    multiplication, where ``isfinite(x).all()`` is a boolean reduction that
-    XLA on CPU runs element by element (several percent of a SAC iteration
-    with 256x256 networks; BENCHMARKS.md)."""
-    sums = [
-        (x * 0).sum()
-        for x in jax.tree.leaves(tree)
-        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact)
-    ]
-    if not sums:
-        return jnp.array(True)
-    return sum(sums[1:], sums[0]) == 0
-
-
 def _first_non_finite(
     rollout: Rollout,
     training_log: TrainingLog,
     loss_names: tuple[str, ...],
+    update_finite: Bool[Array, ""],
     policy: AbstractPolicy[Any, Any],
 ) -> Int[Array, ""]:
     """The index in ``TrainStatus.quantities`` of the first quantity of this
     iteration that is not all finite (-1 if all are): the rollout's rewards,
     its observations (those acted on and those that followed, before the
     automatic resets), the losses in ``training_log`` (empty when the update
-    did not compute its log) and the updated policy's parameters."""
+    did not compute its log), the losses and gradients of an algorithm that
+    guards its updates (``update_finite``) and the updated policy's
+    parameters."""
     losses = [
         jnp.isfinite(training_log[name]) if name in training_log else jnp.array(True)
         for name in loss_names
     ]
     finite = jnp.stack(
         [
-            _all_finite(rollout.rewards),
-            _all_finite((rollout.observations, rollout.next_observations)),
+            all_finite(rollout.rewards),
+            all_finite((rollout.observations, rollout.next_observations)),
             *losses,
-            _all_finite(eqx.filter(policy, eqx.is_inexact_array)),
+            update_finite,
+            all_finite(eqx.filter(policy, eqx.is_inexact_array)),
         ]
     )
     first = jnp.argmin(finite).astype(jnp.int32)
@@ -885,26 +901,38 @@ def _first_non_finite(
 
 
 def _non_finite_stop(
-    old: PyTree, new: PyTree, iteration: Int[Array, ""], quantity: Int[Array, ""]
+    old: PyTree,
+    new: PyTree,
+    iteration: Int[Array, ""],
+    quantity: Int[Array, ""],
+    guarded: bool,
 ) -> PyTree:
     """The carry of a run that met a non-finite value in ``iteration``: its
     state from before the iteration (``old``, its loop key too), stopped with
-    status ``NON_FINITE`` and ``quantity``; a replay buffer in
-    the algorithm's state is the new one (it may hold the iteration's
-    transitions), which keeps a large buffer from being copied every
-    iteration to keep the old one."""
+    status ``NON_FINITE`` and ``quantity``. A replay buffer in the algorithm's
+    state is the new one (it may hold the iteration's transitions), which
+    keeps a large buffer from being copied every iteration to keep the old
+    one; so are the policy and the whole algorithm state of an algorithm that
+    guarded its update (``guarded``: it stopped changing them at the first
+    non-finite value it met)."""
+    status = dataclasses.replace(
+        new.status,
+        code=jnp.asarray(StopReason.NON_FINITE, jnp.int32),
+        iteration=iteration,
+        quantity=quantity,
+    )
+    if guarded:
+        return eqx.tree_at(
+            lambda c: (c.policy, c.algorithm_state, c.status),
+            old,
+            (new.policy, new.algorithm_state, status),
+        )
     is_buffer = lambda x: isinstance(x, ReplayBuffer)  # noqa: E731
     algorithm_state = jax.tree.map(
         lambda o, n: n if isinstance(n, ReplayBuffer) else o,
         old.algorithm_state,
         new.algorithm_state,
         is_leaf=is_buffer,
-    )
-    status = dataclasses.replace(
-        new.status,
-        code=jnp.asarray(StopReason.NON_FINITE, jnp.int32),
-        iteration=iteration,
-        quantity=quantity,
     )
     return eqx.tree_at(
         lambda c: (c.algorithm_state, c.status), old, (algorithm_state, status)

@@ -19,6 +19,7 @@ from ..buffer import ReplayBuffer
 from ..env import AbstractEnv
 from ..policy import AbstractSACPolicy, AbstractTD3Policy
 from ..space import Box
+from ._finite import all_finite, keep_if
 from ._rollout import Rollout
 
 
@@ -128,43 +129,67 @@ def ready_to_learn(
     return rollout.timesteps + steps_per_iteration >= learning_starts
 
 
+Ok = Bool[Array, ""] | None
+"""A guarded update's "everything so far was finite" (``None``: unguarded)."""
+
+
+def rollout_ok(rollout: Rollout, guard: bool) -> Ok:
+    """For a guarded update (``guard``), whether the rollout's rewards and
+    observations are all finite; ``None`` otherwise."""
+    if not guard:
+        return None
+    return all_finite(
+        (rollout.rewards, rollout.observations, rollout.next_observations)
+    )
+
+
 def replay_update(
     policy: P,
     state: S,
     rollout: Rollout,
-    step: Callable[[P, S, Key], tuple[P, S, Float[Array, " stats"]]],
+    step: Callable[[P, S, Key, Ok], tuple[P, S, Float[Array, " stats"], Ok]],
     *,
     key: Key,
     num_stats: int,
     gradient_steps: int,
     steps_per_iteration: int,
     learning_starts: int,
-) -> tuple[P, S, Float[Array, " stats"]]:
+    guard: bool,
+) -> tuple[P, S, Float[Array, " stats"], Ok]:
     """One iteration's update of SAC or TD3: the rollout added to
     ``state.buffer``, then ``gradient_steps`` calls of ``step`` (a
     ``lax.scan``, their keys ``jr.split(key, gradient_steps)``), skipped by a
-    ``lax.cond`` until [`ready_to_learn`][]. Returns the new policy and state
-    and the mean of ``step``'s ``num_stats`` statistics (zeros if skipped)."""
+    ``lax.cond`` until [`ready_to_learn`][]. Returns the new policy and state,
+    the mean of ``step``'s ``num_stats`` statistics (zeros if skipped) and,
+    when ``guard``, whether the rollout and every step were finite (each
+    step takes the flag so far and stops changing anything once it is
+    false; see ``AbstractAlgorithm.guarded_update``)."""
+    ok = rollout_ok(rollout, guard)
     state = eqx.tree_at(lambda s: s.buffer, state, add_rollout(state.buffer, rollout))
     arrays, static = eqx.partition((policy, state), eqx.is_array)
 
-    def gradient_step(carry: Any, step_key: Key) -> tuple[Any, Float[Array, " stats"]]:
-        policy, state = eqx.combine(carry, static)
-        new_policy, new_state, stats = step(policy, state, step_key)
-        return eqx.filter((new_policy, new_state), eqx.is_array), stats
+    def gradient_step(
+        carry: tuple[Any, Ok], step_key: Key
+    ) -> tuple[tuple[Any, Ok], Float[Array, " stats"]]:
+        arrays, ok = carry
+        policy, state = eqx.combine(arrays, static)
+        new_policy, new_state, stats, ok = step(policy, state, step_key, ok)
+        return (eqx.filter((new_policy, new_state), eqx.is_array), ok), stats
 
-    def learn() -> tuple[Any, Float[Array, " stats"]]:
+    def learn() -> tuple[tuple[Any, Ok], Float[Array, " stats"]]:
         keys = jr.split(key, gradient_steps)
-        carry, stats = jax.lax.scan(gradient_step, arrays, keys)
-        return carry, stats.mean(axis=0)
+        (new, new_ok), stats = jax.lax.scan(gradient_step, (arrays, ok), keys)
+        return (restore_iteration(new_ok, new, arrays, gradient_steps), new_ok), (
+            stats.mean(axis=0)
+        )
 
-    def skip() -> tuple[Any, Float[Array, " stats"]]:
-        return arrays, jnp.zeros((num_stats,), jnp.float32)
+    def skip() -> tuple[tuple[Any, Ok], Float[Array, " stats"]]:
+        return (arrays, ok), jnp.zeros((num_stats,), jnp.float32)
 
     ready = ready_to_learn(rollout, steps_per_iteration, learning_starts)
-    arrays, stats = jax.lax.cond(ready, learn, skip)
+    (arrays, ok), stats = jax.lax.cond(ready, learn, skip)
     policy, state = eqx.combine(arrays, static)
-    return policy, state, stats
+    return policy, state, stats, ok
 
 
 def polyak_update(online: M, target: M, tau: Float[Array, ""]) -> M:
@@ -213,6 +238,51 @@ def apply_adam(
         updates, opt_state = optimizer.update(grads, opt_state, params)
     new: M = optax.apply_updates(params, updates)
     return new, opt_state
+
+
+def restore_iteration(ok: Ok, new: M, old: M, gradient_steps: int) -> M:
+    """After a guarded iteration of several gradient steps, ``new`` if every
+    step was finite, else ``old`` (from before the first step), but for a
+    replay buffer, which is always ``new``'s: so a run stops with its state
+    from before the failing iteration, not from the middle of it. One copy
+    per iteration, shared by its steps; with a single step the step's own
+    guard already kept everything as it was."""
+    if ok is None or gradient_steps == 1:
+        return new
+    is_buffer = lambda x: isinstance(x, ReplayBuffer)  # noqa: E731
+    new_buffers, new_rest = eqx.partition(new, is_buffer, is_leaf=is_buffer)
+    _, old_rest = eqx.partition(old, is_buffer, is_leaf=is_buffer)
+    out: M = eqx.combine(
+        keep_if(ok, new_rest, old_rest), new_buffers, is_leaf=is_buffer
+    )
+    return out
+
+
+def guarded_adam(
+    optimizer: optax.GradientTransformation,
+    loss: Float[Array, ""],
+    grads: M,
+    opt_state: Any,
+    params: M,
+    ok: Ok,
+) -> tuple[M, Any, Ok]:
+    """[`apply_adam`][], guarded when ``ok`` is not ``None``: the step is
+    taken only if ``ok`` (everything before it was finite) holds and
+    ``loss`` and ``grads`` are finite, else the parameters and optimizer
+    state are returned unchanged; also returns that condition. It is known
+    before the step is computed, so XLA fuses the choice into the step and
+    can still update in place."""
+    new_params, new_state = apply_adam(optimizer, grads, opt_state, params)
+    if ok is None:
+        return new_params, new_state, None
+    ok = ok & jnp.isfinite(loss) & all_finite(grads)
+    new_params, new_state = keep_if(ok, (new_params, new_state), (params, opt_state))
+    return new_params, new_state, ok
+
+
+def guarded(ok: Ok, new: M, old: M) -> M:
+    """``new``, or for a guarded update whose ``ok`` is false, ``old``."""
+    return new if ok is None else keep_if(ok, new, old)
 
 
 def zeros_log(names: tuple[str, ...]) -> dict[str, Float[Array, ""]]:

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from jaxtyping import Array, ArrayLike, Float, Int, Shaped
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Shaped
 
 from .._custom_types import ArrayTree, Key, OptState
 from ..buffer import ReplayBuffer, Transition
@@ -25,14 +25,16 @@ from ._hyper import (
     policy_kind_error,
 )
 from ._offpolicy import (
+    Ok,
     adam,
-    apply_adam,
     box_action,
     check_box_env,
     check_replay,
     check_run_length,
     empty_buffer,
     flat_parameters,
+    guarded,
+    guarded_adam,
     host_call_every,
     polyak_update,
     replay_update,
@@ -415,17 +417,54 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
     ) -> tuple[SACPolicy, SACState, dict[str, Float[Array, ""]]]:
         """Add the rollout to the buffer, then ``gradient_steps`` updates
         (skipped before ``learning_starts``)."""
+        policy, state, log, _ = self._update(
+            policy, state, rollout, key=key, need_log=need_log, guard=False
+        )
+        return policy, state, log
+
+    def guarded_update(
+        self,
+        policy: SACPolicy,
+        state: SACState,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+    ) -> tuple[SACPolicy, SACState, dict[str, Float[Array, ""]], Bool[Array, ""]]:
+        """[`update`][lerax.algorithm.SAC.update], guarded: each gradient step
+        updates the critic, the actor, the temperature and the target critic
+        only while the rollout and every loss and gradient so far are finite
+        (an update of the critic before a non-finite actor gradient in the
+        same step is kept)."""
+        policy, state, log, ok = self._update(
+            policy, state, rollout, key=key, need_log=need_log, guard=True
+        )
+        assert ok is not None
+        return policy, state, log, ok
+
+    def _update(
+        self,
+        policy: SACPolicy,
+        state: SACState,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+        guard: bool,
+    ) -> tuple[SACPolicy, SACState, dict[str, Float[Array, ""]], Ok]:
         if self.auto_target_entropy:
             target_entropy = jnp.asarray(-policy.action_space.flat_size, jnp.float32)
         else:
             target_entropy = self.target_entropy
 
         def step(
-            policy: SACPolicy, state: SACState, step_key: Key
-        ) -> tuple[SACPolicy, SACState, Float[Array, " 4"]]:
-            return self._gradient_step(policy, state, target_entropy, key=step_key)
+            policy: SACPolicy, state: SACState, step_key: Key, ok: Ok
+        ) -> tuple[SACPolicy, SACState, Float[Array, " 4"], Ok]:
+            return self._gradient_step(
+                policy, state, target_entropy, key=step_key, ok=ok
+            )
 
-        policy, state, stats = replay_update(
+        policy, state, stats, ok = replay_update(
             policy,
             state,
             rollout,
@@ -435,9 +474,10 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
             gradient_steps=self.gradient_steps,
             steps_per_iteration=self.steps_per_iteration,
             learning_starts=self.learning_starts,
+            guard=guard,
         )
         if not need_log:
-            return policy, state, {}
+            return policy, state, {}, ok
         log: dict[str, Float[Array, ""]] = dict(zip(_STATS, stats, strict=True))
         log["alpha"] = jnp.asarray(self.alpha(state), jnp.float32)
         log["learning_rate/actor"] = current_learning_rate(state.actor_opt_state)
@@ -446,7 +486,7 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
             log["learning_rate/alpha"] = current_learning_rate(state.alpha_opt_state)
         else:
             del log["alpha_loss"]
-        return policy, state, log
+        return policy, state, log, ok
 
     def _gradient_step(
         self,
@@ -455,9 +495,11 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
         target_entropy: Float[Array, ""],
         *,
         key: Key,
-    ) -> tuple[SACPolicy, SACState, Float[Array, " 4"]]:
+        ok: Ok,
+    ) -> tuple[SACPolicy, SACState, Float[Array, " 4"], Ok]:
         """One update (see the class docstring) on one sampled batch; the
-        statistics in the order of ``_STATS``."""
+        statistics in the order of ``_STATS``; guarded by ``ok`` (see
+        [`guarded_adam`][])."""
         k_sample, k_target, k_actor = jr.split(key, 3)
         optimizer = self.optimizer()
         batch = state.buffer.sample(self.batch_size, key=k_sample)
@@ -475,8 +517,8 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
             )
 
         critic_loss, grads = jax.value_and_grad(critic_fn)(critic_params)
-        critic_params, critic_opt_state = apply_adam(
-            optimizer, grads, state.critic_opt_state, critic_params
+        critic_params, critic_opt_state, ok = guarded_adam(
+            optimizer, critic_loss, grads, state.critic_opt_state, critic_params, ok
         )
         critic = rebuild_critic(critic_params)
         policy = eqx.tree_at(lambda p: p.critic, policy, critic)
@@ -496,8 +538,8 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
         (actor_loss, log_probs), grads = jax.value_and_grad(actor_fn, has_aux=True)(
             actor_params
         )
-        actor_params, actor_opt_state = apply_adam(
-            optimizer, grads, state.actor_opt_state, actor_params
+        actor_params, actor_opt_state, ok = guarded_adam(
+            optimizer, actor_loss, grads, state.actor_opt_state, actor_params, ok
         )
         policy = eqx.tree_at(lambda p: p.actor, policy, rebuild_actor(actor_params))
 
@@ -507,20 +549,24 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
             alpha_loss, grad = jax.value_and_grad(self.alpha_loss)(
                 log_alpha, log_probs, target_entropy
             )
-            log_alpha, alpha_opt_state = apply_adam(
-                optimizer, grad, alpha_opt_state, log_alpha
+            log_alpha, alpha_opt_state, ok = guarded_adam(
+                optimizer, alpha_loss, grad, alpha_opt_state, log_alpha, ok
             )
 
         new_state = SACState(
             buffer=state.buffer,
-            target_critic=polyak_update(critic, state.target_critic, self.tau),
+            target_critic=guarded(
+                ok,
+                polyak_update(critic, state.target_critic, self.tau),
+                state.target_critic,
+            ),
             log_alpha=log_alpha,
             actor_opt_state=actor_opt_state,
             critic_opt_state=critic_opt_state,
             alpha_opt_state=alpha_opt_state,
         )
         stats = jnp.stack([actor_loss, critic_loss, alpha_loss, -jnp.mean(log_probs)])
-        return policy, new_state, stats
+        return policy, new_state, stats, ok
 
 
 def _is_auto(name: str, value: object) -> bool:

@@ -27,9 +27,10 @@ class StopReason(enum.IntEnum):
     LOGGING_FAILED = 3
     """A logging backend failed (the logger stopped the run)."""
     NON_FINITE = 4
-    """A reward, observation, declared loss or the updated policy parameters
-    were not all finite (``TrainStatus.quantity`` says which); the run kept its
-    state from before that iteration."""
+    """A reward, observation, declared loss, a loss or gradient of an update
+    that guards itself, or the updated policy parameters were not all finite
+    (``TrainStatus.quantity`` says which); the run kept its state from before
+    that iteration (see ``train``'s ``check_finite`` for the exceptions)."""
 
 
 @final
@@ -47,7 +48,9 @@ class TrainStatus(eqx.Module):
             not finite; -1 otherwise.
         quantities: the names ``quantity`` indexes (static): ``"reward"``,
             ``"observation"``, the algorithm's declared losses
-            (``"training_log['loss']"``) and ``"policy parameters"``.
+            (``"training_log['loss']"``), ``"loss or gradient"`` (an
+            algorithm that guards its own updates met one that its log did
+            not name) and ``"policy parameters"``.
     """
 
     code: Int[Array, "*runs"]

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from jaxtyping import Array, ArrayLike, Float, Int, Shaped
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Shaped
 
 from .._custom_types import ArrayTree, Key, OptState
 from ..buffer import ReplayBuffer, Transition
@@ -25,14 +25,16 @@ from ._hyper import (
     policy_kind_error,
 )
 from ._offpolicy import (
+    Ok,
     adam,
-    apply_adam,
     box_action,
     check_box_env,
     check_replay,
     check_run_length,
     empty_buffer,
     flat_parameters,
+    guarded,
+    guarded_adam,
     host_call_every,
     polyak_update,
     replay_update,
@@ -401,13 +403,49 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
         """Add the rollout to the buffer, then ``gradient_steps`` critic
         updates with delayed actor and target updates (skipped before
         ``learning_starts``)."""
+        policy, state, log, _ = self._update(
+            policy, state, rollout, key=key, need_log=need_log, guard=False
+        )
+        return policy, state, log
 
+    def guarded_update(
+        self,
+        policy: TD3Policy,
+        state: TD3State,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+    ) -> tuple[TD3Policy, TD3State, dict[str, Float[Array, ""]], Bool[Array, ""]]:
+        """[`update`][lerax.algorithm.TD3.update], guarded: each gradient step
+        updates the critic (and counts it), then the actor and the targets,
+        only while the rollout and every loss and gradient so far are finite
+        (an update of the critic before a non-finite actor gradient in the
+        same step is kept)."""
+        policy, state, log, ok = self._update(
+            policy, state, rollout, key=key, need_log=need_log, guard=True
+        )
+        assert ok is not None
+        return policy, state, log, ok
+
+    def _update(
+        self,
+        policy: TD3Policy,
+        state: TD3State,
+        rollout: Rollout,
+        *,
+        key: Key,
+        need_log: bool,
+        guard: bool,
+    ) -> tuple[TD3Policy, TD3State, dict[str, Float[Array, ""]], Ok]:
         def step(
-            policy: TD3Policy, state: TD3State, step_key: Key
-        ) -> tuple[TD3Policy, TD3State, Float[Array, " 3"]]:
-            return self._gradient_step(policy, state, key=step_key, need_log=need_log)
+            policy: TD3Policy, state: TD3State, step_key: Key, ok: Ok
+        ) -> tuple[TD3Policy, TD3State, Float[Array, " 3"], Ok]:
+            return self._gradient_step(
+                policy, state, key=step_key, need_log=need_log, ok=ok
+            )
 
-        policy, state, stats = replay_update(
+        policy, state, stats, ok = replay_update(
             policy,
             state,
             rollout,
@@ -417,13 +455,14 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
             gradient_steps=self.gradient_steps,
             steps_per_iteration=self.steps_per_iteration,
             learning_starts=self.learning_starts,
+            guard=guard,
         )
         if not need_log:
-            return policy, state, {}
+            return policy, state, {}, ok
         log: dict[str, Float[Array, ""]] = dict(zip(_STATS, stats, strict=True))
         log["learning_rate/actor"] = current_learning_rate(state.actor_opt_state)
         log["learning_rate/critic"] = current_learning_rate(state.critic_opt_state)
-        return policy, state, log
+        return policy, state, log, ok
 
     def _gradient_step(
         self,
@@ -432,10 +471,11 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
         *,
         key: Key,
         need_log: bool,
-    ) -> tuple[TD3Policy, TD3State, Float[Array, " 3"]]:
+        ok: Ok,
+    ) -> tuple[TD3Policy, TD3State, Float[Array, " 3"], Ok]:
         """One critic update and, every ``policy_delay``-th, the actor's and
         the targets' (see the class docstring); the statistics in the order of
-        ``_STATS``."""
+        ``_STATS``; guarded by ``ok`` (see [`guarded_adam`][])."""
         k_sample, k_target = jr.split(key)
         optimizer = self.optimizer()
         batch = state.buffer.sample(self.batch_size, key=k_sample)
@@ -456,12 +496,12 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
         (critic_loss, q_value), grads = jax.value_and_grad(critic_fn, has_aux=True)(
             critic_params
         )
-        critic_params, critic_opt_state = apply_adam(
-            optimizer, grads, state.critic_opt_state, critic_params
+        critic_params, critic_opt_state, ok = guarded_adam(
+            optimizer, critic_loss, grads, state.critic_opt_state, critic_params, ok
         )
         critic = rebuild_critic(critic_params)
         policy = eqx.tree_at(lambda p: p.critic, policy, critic)
-        critic_updates = state.critic_updates + 1
+        critic_updates = guarded(ok, state.critic_updates + 1, state.critic_updates)
 
         actor_params, rebuild_actor = flat_parameters(policy.actor)
 
@@ -477,25 +517,29 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
         )
         unchanged = (actor_params, state.actor_opt_state, targets)
 
-        def update_actor() -> tuple[Any, Float[Array, ""]]:
+        def update_actor() -> tuple[Any, Float[Array, ""], Ok]:
             actor_loss, grads = jax.value_and_grad(actor_fn)(actor_params)
-            new_actor, actor_opt_state = apply_adam(
-                optimizer, grads, state.actor_opt_state, actor_params
+            new_actor, actor_opt_state, actor_ok = guarded_adam(
+                optimizer, actor_loss, grads, state.actor_opt_state, actor_params, ok
             )
             target_actor = polyak_update(
                 rebuild_actor(new_actor), state.target_actor, self.tau
             )
             target_critic = polyak_update(critic, state.target_critic, self.tau)
-            new_targets = eqx.filter((target_actor, target_critic), eqx.is_array)
-            return (new_actor, actor_opt_state, new_targets), actor_loss
+            new_targets = guarded(
+                actor_ok,
+                eqx.filter((target_actor, target_critic), eqx.is_array),
+                targets,
+            )
+            return (new_actor, actor_opt_state, new_targets), actor_loss, actor_ok
 
-        def keep_actor() -> tuple[Any, Float[Array, ""]]:
+        def keep_actor() -> tuple[Any, Float[Array, ""], Ok]:
             if need_log:
-                return unchanged, actor_fn(actor_params)
-            return unchanged, jnp.zeros((), jnp.float32)
+                return unchanged, actor_fn(actor_params), ok
+            return unchanged, jnp.zeros((), jnp.float32), ok
 
         delay_step = critic_updates % self.policy_delay == 0
-        (actor_params, actor_opt_state, targets), actor_loss = jax.lax.cond(
+        (actor_params, actor_opt_state, targets), actor_loss, ok = jax.lax.cond(
             delay_step, update_actor, keep_actor
         )
         policy = eqx.tree_at(lambda p: p.actor, policy, rebuild_actor(actor_params))
@@ -508,4 +552,4 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
             critic_opt_state=critic_opt_state,
             critic_updates=critic_updates,
         )
-        return policy, new_state, jnp.stack([actor_loss, critic_loss, q_value])
+        return policy, new_state, jnp.stack([actor_loss, critic_loss, q_value]), ok
