@@ -42,3 +42,16 @@ def keep_if(ok: Bool[Array, ""], new: T, old: T) -> T:
 
     out: T = jax.tree.map(pick, new, old)
     return out
+
+
+def all_finite_joined(tree: PyTree) -> Bool[Array, ""]:
+    """[`all_finite`][], with the leaves of each dtype joined into one vector
+    first: one reduction per dtype instead of one per leaf (XLA fuses the
+    join into the reduction, so nothing is copied), for a tree of many small
+    leaves such as a policy's parameters, where each reduction's fixed cost
+    dominates (BENCHMARKS.md)."""
+    groups: dict[object, list[Array]] = {}
+    for x in jax.tree.leaves(tree):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact):
+            groups.setdefault(x.dtype, []).append(x.ravel())
+    return all_finite([jnp.concatenate(v) for v in groups.values()])

@@ -49,7 +49,7 @@ from ..callback._list import call_iteration, check_declared_types
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box
-from ._finite import all_finite
+from ._finite import all_finite, all_finite_joined, keep_if
 from ._hyper import Timesteps, as_total_timesteps, counter_dtype, show
 from ._rollout import Rollout
 from ._status import NonFiniteError, StopReason, TrainingInterrupted, TrainStatus
@@ -836,7 +836,13 @@ def _train(
             num_iterations=num_iterations,
         )
         new_carry, _ = eqx.partition(new, eqx.is_array)
-        if check_finite:
+        if check_finite and guarded is not None:
+            # The policy and algorithm state are the update's either way:
+            # a select per leaf (on the rest: counters, environments,
+            # callback states) costs less than a branch over the whole carry.
+            stopped = _non_finite_stop(old, new_carry, iteration, quantity, True)
+            new_carry = keep_if(quantity < 0, new_carry, stopped)
+        elif check_finite:
             new_carry = jax.lax.cond(
                 quantity < 0,
                 lambda: new_carry,
@@ -893,7 +899,7 @@ def _first_non_finite(
             all_finite((rollout.observations, rollout.next_observations)),
             *losses,
             update_finite,
-            all_finite(eqx.filter(policy, eqx.is_inexact_array)),
+            all_finite_joined(eqx.filter(policy, eqx.is_inexact_array)),
         ]
     )
     first = jnp.argmin(finite).astype(jnp.int32)
