@@ -208,26 +208,41 @@ class _Wire:
     travel bit for bit in one int32 array (floats by
     ``lax.bitcast_convert_type``), booleans as int32 in it too; other dtypes
     in one array each. The host rebuilds the pytree from its static
-    structure."""
+    structure.
+
+    The packing ([`pack`][]) happens where the call is made, inside its
+    branch: a record packed outside would be copied into the operands at
+    every pass, called or not (a checkpoint's replay buffer, every
+    iteration)."""
 
     def __init__(self, record: PyTree):
         leaves, self.treedef = jax.tree.flatten(record)
-        arrays = [jnp.asarray(leaf) for leaf in leaves]
+        self.leaves = [jnp.asarray(leaf) for leaf in leaves]
         # (group, start, stop, shape, dtype) of each leaf; group 0 is int32
         self.layout: list[tuple[int, int, int, tuple[int, ...], np.dtype[Any]]] = []
-        groups: dict[Any, list[Array]] = {jnp.dtype(jnp.int32): []}
+        self.dtypes: list[Any] = [jnp.dtype(jnp.int32)]
         sizes: dict[Any, int] = {jnp.dtype(jnp.int32): 0}
-        for a in arrays:
+        for a in self.leaves:
             wire = jnp.dtype(jnp.int32) if _packed(a.dtype) else a.dtype
-            if wire not in groups:
-                groups[wire], sizes[wire] = [], 0
+            if wire not in sizes:
+                self.dtypes.append(wire)
+                sizes[wire] = 0
             start = sizes[wire]
             sizes[wire] = start + a.size
-            groups[wire].append(_to_wire(a).reshape(-1))
-            index = list(groups).index(wire)
+            index = self.dtypes.index(wire)
             self.layout.append((index, start, start + a.size, a.shape, a.dtype))
-        self.groups = [
-            jnp.concatenate(g) if g else jnp.zeros((0,), d) for d, g in groups.items()
+
+    def pack(self, header: Array, leaves: Sequence[Array]) -> list[Array]:
+        """The operands: ``header`` (its last axis) then the int32 group in
+        the first, one array per other dtype; the leaves carry the same
+        vmapped axes in front as ``header``."""
+        batch = header.shape[:-1]
+        groups: list[list[Array]] = [[header]] + [[] for _ in self.dtypes[1:]]
+        for a, (index, *_) in zip(leaves, self.layout, strict=True):
+            groups[index].append(_to_wire(a).reshape((*batch, -1)))
+        return [
+            jnp.concatenate(g, axis=-1) if g else jnp.zeros((*batch, 0), d)
+            for d, g in zip(self.dtypes, groups, strict=True)
         ]
 
     def rebuild(self, operands: Sequence[npt.NDArray[Any]]) -> PyTree:
@@ -300,14 +315,16 @@ def _gated(
     due: Bool[Array, ""],
     args: Sequence[Array],
     otherwise: Array,
+    prepare: Callable[[Sequence[Array]], Sequence[Array]] = list,
 ) -> Array:
-    """``io_callback(on_host, *args)`` (an int32 result of ``shape``) if
-    ``due``, else ``otherwise``. Called only inside a ``custom_vmap`` that
-    sees every vmapped axis, so the cond is never batched: JAX refuses to
-    vmap a cond around a host call, even on an unbatched predicate."""
+    """``io_callback(on_host, *prepare(args))`` (an int32 result of
+    ``shape``) if ``due``, else ``otherwise``. Called only inside a
+    ``custom_vmap`` that sees every vmapped axis, so the cond is never
+    batched: JAX refuses to vmap a cond around a host call, even on an
+    unbatched predicate."""
 
     def send() -> Array:
-        out: Array = io_callback(on_host, _shape(shape, jnp.int32), *args)
+        out: Array = io_callback(on_host, _shape(shape, jnp.int32), *prepare(args))
         return out
 
     out: Array = jax.lax.cond(due, send, lambda: otherwise)
@@ -327,12 +344,18 @@ def _make_call(fn: HostFn, wire: _Wire) -> Callable[[list[Array]], Array]:
             _interrupt.caught()
             return np.array(np.asarray(arrays[0])[..., 0], np.int32)
 
+    def prepare(args: Sequence[Array]) -> list[Array]:
+        return wire.pack(args[0], args[1:])
+
     @custom_vmap
     def call(args: list[Array]) -> Array:
-        # Seen with every vmapped axis: the rule below calls it again with them.
-        main = args[0]
-        token = main[..., 0]
-        return _gated(on_host, token.shape, jnp.any(main[..., 1] != 0), args, token)
+        # Seen with every vmapped axis: the rule below calls it again with
+        # them. args: the header, then the record's leaves (packed in the
+        # branch that calls).
+        header = args[0]
+        token = header[..., 0]
+        due = jnp.any(header[..., 1] != 0)
+        return _gated(on_host, token.shape, due, args, token, prepare)
 
     @call.def_vmap
     def call_vmap(
@@ -380,8 +403,7 @@ def host_call(
             num_runs(run_index),
         ]
     )
-    main = jnp.concatenate([header, wire.groups[0]])
-    return _make_call(fn, wire)([main, *wire.groups[1:]])
+    return _make_call(fn, wire)([header, *wire.leaves])
 
 
 def _make_poll(
