@@ -10,7 +10,6 @@ where it is in the optimised program: XLA's HLO text, every computation with
 the loops and branches that call it."""
 
 import re
-from collections import defaultdict
 
 import equinox as eqx
 import jax
@@ -18,15 +17,9 @@ import jax.random as jr
 
 from lerax.callback.control import EvalCallback
 
+from ..hlo import instructions, surroundings
 from .helpers import ALGO, ENV, POLICY, STEPS
 
-_HEADER = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) \(.*\) -> .* \{$")
-#: An instruction that runs a computation only sometimes (a loop's body, a
-#: branch) or always (a loop's condition, a fusion, a call).
-_CALLED = re.compile(
-    r"\b(body|condition|calls|to_apply|true_computation|false_computation)=%?([\w.\-]+)"
-)
-_BRANCHES = re.compile(r"branch_computations=\{([^}]*)\}")
 #: The evaluation's loop is found by its carry, which holds the returns of
 #: its ``_EPISODES`` episodes (op names in the optimised program are not
 #: reliable): no other loop of the program has an array of that size.
@@ -38,46 +31,15 @@ def _evaluation_depths(hlo: str) -> list[int]:
     """For each evaluation loop (``evaluate_policy``'s ``while``) of the
     optimised program ``hlo``, the number of loop bodies and branches around
     it (the fewest, over the ways to reach it from the entry computation)."""
-    body: dict[str, list[str]] = defaultdict(list)
-    entry = ""
-    name = ""
-    for line in hlo.splitlines():
-        header = _HEADER.match(line)
-        if header:
-            name = header.group(1)
-            entry = name if line.startswith("ENTRY") else entry
-        elif name:
-            body[name].append(line)
-
-    def callees(computation: str) -> list[tuple[str, int]]:
-        out = []
-        for line in body[computation]:
-            for kind, callee in _CALLED.findall(line):
-                out.append(
-                    (callee, 0 if kind in ("condition", "calls", "to_apply") else 1)
-                )
-            for group in _BRANCHES.findall(line):
-                out += [(b.strip().lstrip("%"), 1) for b in group.split(",")]
-        return out
-
-    depth = {entry: 0}
-    frontier = [entry]
-    while frontier:  # the fewest loops and branches first
-        frontier.sort(key=depth.__getitem__)
-        computation = frontier.pop(0)
-        for callee, step in callees(computation):
-            if callee in body and depth[computation] + step < depth.get(
-                callee, 1 << 30
-            ):
-                depth[callee] = depth[computation] + step
-                frontier.append(callee)
-    return sorted(
-        depth[c]
-        for c, lines in body.items()
-        if c in depth
-        for line in lines
-        if " while(" in line and _EVALUATION_CARRY.search(line.split(" while(")[0])
+    around = surroundings(hlo)
+    loops = instructions(
+        hlo,
+        lambda line: (
+            " while(" in line
+            and bool(_EVALUATION_CARRY.search(line.split(" while(")[0]))
+        ),
     )
+    return sorted(min(len(path) for path in around[name]) for name, _ in loops)
 
 
 def test_evaluations_run_inside_their_gates() -> None:
