@@ -343,13 +343,26 @@ def test_float_hyperparameters_are_float32_leaves_and_choices_are_static() -> No
 
 
 def test_sac_learns_pendulum() -> None:
+    # Four seeds in one program, at least three of which learn: after 1,500
+    # steps one seed's return depends on float rounding (guarded and
+    # unguarded updates, which differ by an ulp, each left one of 8 seeds
+    # below -400: -560 and -778), so one seed alone tests the rounding.
     policy = MLPSACPolicy(
         ENV, key=jr.key(0), hidden_sizes=(64, 64), activation=jax.nn.swish
     )
-    trained = SAC().learn(ENV, policy, 1500, key=jr.key(100))
-    evaluate = eqx.filter_jit(evaluate_policy)
-    before = evaluate(policy, ENV, key=jr.key(7), num_episodes=10)
-    after = evaluate(trained, ENV, key=jr.key(7), num_episodes=10)
-    # Measured: about -1200 before and -143 after.
+    keys = jnp.stack([jr.key(100 + i) for i in range(4)])
+    trained = eqx.filter_jit(
+        eqx.filter_vmap(lambda k: SAC().train(ENV, policy, 1500, key=k).policy)
+    )(keys)
+    evaluate = eqx.filter_jit(
+        eqx.filter_vmap(
+            lambda p: evaluate_policy(p, ENV, key=jr.key(7), num_episodes=10)
+        )
+    )
+    before = eqx.filter_jit(evaluate_policy)(
+        policy, ENV, key=jr.key(7), num_episodes=10
+    )
+    after = np.asarray(evaluate(trained).mean_return)
+    # Measured: about -1200 before; after, -560, -238, -213 and -238.
     assert float(before.mean_return) < -900
-    assert float(after.mean_return) > -400
+    assert (after > -400).sum() >= 3, after
