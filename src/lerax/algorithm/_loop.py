@@ -846,9 +846,7 @@ def _train(
             new_carry = jax.lax.cond(
                 quantity < 0,
                 lambda: new_carry,
-                lambda: _non_finite_stop(
-                    old, new_carry, iteration, quantity, guarded is not None
-                ),
+                lambda: _non_finite_stop(old, new_carry, iteration, quantity, False),
             )
         # A run that had stopped keeps everything as it was (its counters and
         # loop key too, so that it resumes as a single run would).
