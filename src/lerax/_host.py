@@ -200,6 +200,26 @@ def _shape(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
 
 _HEADER = 4  # token, when, run index, number of runs: in front of the record
 
+#: The most bytes one host-call operand holds. JAX copies each operand onto
+#: the first CPU device before the host function sees it, and XLA's CPU
+#: client makes a copy of 100 KiB or more asynchronously, on the thread pool
+#: that also runs the devices' programs: in a program spread over several
+#: CPU devices (``shard_seeds``) the other devices wait in a collective for
+#: the one making the call, no thread is left for the copy, and the call
+#: never returns. Smaller operands are copied in place; a record (a
+#: checkpoint's state) travels in as many operands as it needs.
+_OPERAND_BYTES = 64 * 1024
+
+
+def _chunks(length: int, rows: int, itemsize: int) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` pieces of an operand's last axis (``length``
+    elements of ``itemsize`` bytes, ``rows`` vmapped rows) that keep each
+    piece within ``_OPERAND_BYTES`` (at least one element, and one piece for
+    an empty axis)."""
+    per = max(1, _OPERAND_BYTES // max(1, rows * itemsize))
+    starts = range(0, length, per) if length else [0]
+    return [(start, min(length, start + per)) for start in starts]
+
 
 class _Wire:
     """How a record pytree travels: as few operands as possible, since each
@@ -207,7 +227,8 @@ class _Wire:
     busy program each costs far more than its bytes. Leaves of 4-byte dtypes
     travel bit for bit in one int32 array (floats by
     ``lax.bitcast_convert_type``), booleans as int32 in it too; other dtypes
-    in one array each. The host rebuilds the pytree from its static
+    in one array each; an array of more than ``_OPERAND_BYTES`` travels in
+    pieces (see there why). The host rebuilds the pytree from its static
     structure.
 
     The packing ([`pack`][]) happens where the call is made, inside its
@@ -231,19 +252,43 @@ class _Wire:
             sizes[wire] = start + a.size
             index = self.dtypes.index(wire)
             self.layout.append((index, start, start + a.size, a.shape, a.dtype))
+        # each group's length on the wire (the header in front of group 0)
+        self.lengths = [sizes[d] for d in self.dtypes]
+        self.lengths[0] += _HEADER
 
     def pack(self, header: Array, leaves: Sequence[Array]) -> list[Array]:
         """The operands: ``header`` (its last axis) then the int32 group in
-        the first, one array per other dtype; the leaves carry the same
-        vmapped axes in front as ``header``."""
+        the first array, one array per other dtype, each split along its last
+        axis into pieces of at most ``_OPERAND_BYTES``; the leaves carry the
+        same vmapped axes in front as ``header``."""
         batch = header.shape[:-1]
         groups: list[list[Array]] = [[header]] + [[] for _ in self.dtypes[1:]]
         for a, (index, *_) in zip(leaves, self.layout, strict=True):
             groups[index].append(_to_wire(a).reshape((*batch, -1)))
-        return [
+        joined = [
             jnp.concatenate(g, axis=-1) if g else jnp.zeros((*batch, 0), d)
             for d, g in zip(self.dtypes, groups, strict=True)
         ]
+        rows = math.prod(batch)
+        return [
+            g[..., start:stop]
+            for g in joined
+            for start, stop in _chunks(g.shape[-1], rows, g.dtype.itemsize)
+        ]
+
+    def join(self, operands: Sequence[Array]) -> list[npt.NDArray[Any]]:
+        """The inverse of [`pack`][]'s split on the host: one NumPy array per
+        dtype group (views where a group came in one piece)."""
+        arrays = [np.asarray(o) for o in operands]
+        rows = math.prod(arrays[0].shape[:-1])
+        out: list[npt.NDArray[Any]] = []
+        at = 0
+        for dtype, length in zip(self.dtypes, self.lengths, strict=True):
+            count = len(_chunks(length, rows, jnp.dtype(dtype).itemsize))
+            pieces = arrays[at : at + count]
+            at += count
+            out.append(pieces[0] if count == 1 else np.concatenate(pieces, axis=-1))
+        return out
 
     def rebuild(self, operands: Sequence[npt.NDArray[Any]]) -> PyTree:
         """One run's record from its operands (copied: XLA reuses the buffers
@@ -282,10 +327,11 @@ def _call_rows(
     fn: HostFn, wire: _Wire, arrays: Sequence[Array]
 ) -> npt.NDArray[np.int32]:
     """Call ``fn`` once per run whose ``when`` holds and return the next
-    tokens. ``arrays[0]`` is the int32 operand, its last axis the header
-    (token, when, run index, runs) then the record's int32 group; its other
-    axes, and those in front of the other operands, are vmapped runs."""
-    main, *others = (np.asarray(a) for a in arrays)
+    tokens. ``arrays`` are [`_Wire.pack`][]'s pieces; joined, the first is
+    the int32 group, its last axis the header (token, when, run index, runs)
+    then the record's int32 leaves; its other axes, and those in front of
+    the other groups, are vmapped runs."""
+    main, *others = wire.join(arrays)
     tokens = np.array(main[..., 0], np.int32)
     if main.ndim == 1:  # one run: no rows to split (the common case, kept cheap)
         token, when, index, total = main[:_HEADER].tolist()
@@ -342,7 +388,7 @@ def _make_call(fn: HostFn, wire: _Wire) -> Callable[[list[Array]], Array]:
             return _call_rows(fn, wire, arrays)
         except KeyboardInterrupt:  # tokens as they came: the program goes on
             _interrupt.caught()
-            return np.array(np.asarray(arrays[0])[..., 0], np.int32)
+            return np.array(np.asarray(arrays[0])[..., 0], np.int32)  # header first
 
     def prepare(args: Sequence[Array]) -> list[Array]:
         return wire.pack(args[0], args[1:])

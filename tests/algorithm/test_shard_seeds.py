@@ -107,6 +107,27 @@ SCRIPT = textwrap.dedent(
         assert a["run"] == b["run"] and a["step"] == b["step"]
         np.testing.assert_allclose(a["train/loss"], b["train/loss"], rtol=1e-4)
         assert a.get("rollout/ep_return_mean") == b.get("rollout/ep_return_mean")
+
+    # Checkpoints with the seeds split: the four seeds' state (about 440 KB)
+    # reaches the host call in pieces; in one operand of 100 KiB or more the
+    # program stalled in a cross-device rendezvous. The last checkpoint is
+    # the returned state, bit for bit.
+    from lerax.checkpoint import CheckpointCallback, load
+
+    saver = CheckpointCallback(sys.argv[1] + "/ckpt", every=64)
+    run = eqx.filter_jit(eqx.filter_vmap(
+        lambda k: algo.train(env, policy, 128, key=k, callback=saver)
+    ))
+    saved_run = run(shard_seeds(keys))
+    saver.wait()
+    state = load(sys.argv[1] + "/ckpt")
+    assert saver.writer.latest_step() == 2
+    saved = jax.tree.leaves(eqx.filter(state.policy, eqx.is_array))
+    final = jax.tree.leaves(eqx.filter(saved_run.policy, eqx.is_array))
+    assert sum(np.asarray(x).nbytes for x in saved) > 100 * 1024
+    for a, b in zip(saved, final, strict=True):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    saver.close()
     print("OK")
     """
 )

@@ -34,13 +34,9 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
     """Save the whole training state ([`TrainState`][lerax.algorithm.TrainState]:
     policy, algorithm state, every callback's state, environments, counters,
     loop key) every ``every`` environment steps, from inside the compiled
-    program, so it works under your ``jit`` and ``vmap``. Not yet with seeds
-    spread over several devices by ``shard_seeds``: on a CPU with two
-    host-platform devices the program stalls in XLA's cross-device
-    rendezvous once a checkpoint's host call is in it (XLA gathers the whole
-    state to one device for the call; a PPO state of 110 KB stalls too, while
-    logging's small records pass), so use one device per training program
-    for now.
+    program, so it works under your ``jit`` and ``vmap``, also with the
+    seeds spread over several devices by ``shard_seeds`` (XLA gathers every
+    seed's state to the first device for the call).
 
     ``every`` counts environment steps over all environments (like
     Stable-Baselines3's ``save_freq``), converted to iterations: every
