@@ -49,7 +49,7 @@ from ..callback._list import call_iteration, check_declared_types
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box
-from ._finite import all_finite, all_finite_joined, keep_if
+from ._finite import all_finite, all_finite_joined
 from ._hyper import Timesteps, as_total_timesteps, counter_dtype, show
 from ._rollout import Rollout
 from ._status import NonFiniteError, StopReason, TrainingInterrupted, TrainStatus
@@ -837,11 +837,22 @@ def _train(
         )
         new_carry, _ = eqx.partition(new, eqx.is_array)
         if check_finite and guarded is not None:
-            # The policy and algorithm state are the update's either way:
-            # a select per leaf (on the rest: counters, environments,
-            # callback states) costs less than a branch over the whole carry.
+            # The policy and algorithm state are the update's either way; the
+            # rest (counters, environments, callback states) goes through a
+            # branch: a select per leaf would run every iteration, one kernel
+            # per leaf of every callback's state.
             stopped = _non_finite_stop(old, new_carry, iteration, quantity, True)
-            new_carry = keep_if(quantity < 0, new_carry, stopped)
+            rest = jax.lax.cond(
+                quantity < 0,
+                lambda: _without_update(new_carry),
+                lambda: _without_update(stopped),
+            )
+            new_carry = eqx.tree_at(
+                lambda c: (c.policy, c.algorithm_state),
+                rest,
+                (new_carry.policy, new_carry.algorithm_state),
+                is_leaf=lambda x: x is None,
+            )
         elif check_finite:
             new_carry = jax.lax.cond(
                 quantity < 0,
@@ -902,6 +913,11 @@ def _first_non_finite(
     )
     first = jnp.argmin(finite).astype(jnp.int32)
     return jnp.where(finite.all(), jnp.asarray(-1, jnp.int32), first)
+
+
+def _without_update(carry: PyTree) -> PyTree:
+    """``carry`` without its policy and algorithm state (``None`` there)."""
+    return eqx.tree_at(lambda c: (c.policy, c.algorithm_state), carry, (None, None))
 
 
 def _non_finite_stop(

@@ -10,6 +10,12 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+# Where each statistic lives in EpisodeStatistics' two arrays.
+_RETURN, _RETURN_EMA, _LENGTH_EMA, _W_RETURN_SUM, _W_RETURN_MIN, _W_RETURN_MAX = range(
+    6
+)
+_LENGTH, _W_ITERATION, _W_EPISODES, _W_LENGTH_SUM = range(4)
+
 
 @final
 class EpisodeStatistics(eqx.Module):
@@ -18,37 +24,80 @@ class EpisodeStatistics(eqx.Module):
     environment's episodes.
 
     Built from raw environment rewards; it persists across rollouts, so an
-    episode may span several iterations. The ``window_*`` fields describe
-    the episodes that ended since the last logged (recorded) iteration (the
-    window that starts at iteration ``window_iteration``).
+    episode may span several iterations. The ``window_*`` statistics
+    describe the episodes that ended since the last logged (recorded)
+    iteration (the window that starts at iteration ``window_iteration``).
     With a leading axis (one row per environment) when read from a training
     result.
 
+    The statistics are kept in two arrays, one float and one integer, and
+    read through properties: updated at every environment step, ten arrays
+    would be ten kernels per step for XLA on a CPU, which costs several
+    percent of an iteration of the algorithms that take one step per
+    iteration (SAC, TD3; BENCHMARKS.md).
+
     Attributes:
-        episode_return: the return of the episode in progress so far.
-        episode_length: the length of the episode in progress so far.
-        return_ema: EMA of completed episodes' returns, started at the first
-            one (``ema = ema_alpha * ema + (1 - ema_alpha) * episode_return``).
-        length_ema: the same for episode lengths (0 until an episode ended).
-        window_iteration: the first iteration (0-based) of the logging window
-            the window fields describe: the iterations since the last logged one.
-        window_episodes: episodes that ended in that window.
-        window_return_sum: the sum of their returns.
-        window_return_min: the smallest of them (``inf`` if none).
-        window_return_max: the largest of them (``-inf`` if none).
-        window_length_sum: the sum of their lengths.
+        values: ``episode_return``, ``return_ema``, ``length_ema``,
+            ``window_return_sum``, ``window_return_min`` and
+            ``window_return_max``, in that order along the last axis.
+        counts: ``episode_length``, ``window_iteration``,
+            ``window_episodes`` and ``window_length_sum``, in that order.
     """
 
-    episode_return: Float[Array, "*envs"]
-    episode_length: Int[Array, "*envs"]
-    return_ema: Float[Array, "*envs"]
-    length_ema: Float[Array, "*envs"]
-    window_iteration: Int[Array, "*envs"]
-    window_episodes: Int[Array, "*envs"]
-    window_return_sum: Float[Array, "*envs"]
-    window_return_min: Float[Array, "*envs"]
-    window_return_max: Float[Array, "*envs"]
-    window_length_sum: Int[Array, "*envs"]
+    values: Float[Array, "*envs 6"]
+    counts: Int[Array, "*envs 4"]
+
+    @property
+    def episode_return(self) -> Float[Array, "*envs"]:
+        """The return of the episode in progress so far."""
+        return self.values[..., _RETURN]
+
+    @property
+    def episode_length(self) -> Int[Array, "*envs"]:
+        """The length of the episode in progress so far."""
+        return self.counts[..., _LENGTH]
+
+    @property
+    def return_ema(self) -> Float[Array, "*envs"]:
+        """EMA of completed episodes' returns, started at the first one
+        (``ema = ema_alpha * ema + (1 - ema_alpha) * episode_return``)."""
+        return self.values[..., _RETURN_EMA]
+
+    @property
+    def length_ema(self) -> Float[Array, "*envs"]:
+        """The same for episode lengths (0 until an episode ended)."""
+        return self.values[..., _LENGTH_EMA]
+
+    @property
+    def window_iteration(self) -> Int[Array, "*envs"]:
+        """The first iteration (0-based) of the logging window the window
+        statistics describe: the iterations since the last logged one."""
+        return self.counts[..., _W_ITERATION]
+
+    @property
+    def window_episodes(self) -> Int[Array, "*envs"]:
+        """Episodes that ended in that window."""
+        return self.counts[..., _W_EPISODES]
+
+    @property
+    def window_return_sum(self) -> Float[Array, "*envs"]:
+        """The sum of their returns."""
+        return self.values[..., _W_RETURN_SUM]
+
+    @property
+    def window_return_min(self) -> Float[Array, "*envs"]:
+        """The smallest of them (``inf`` if none)."""
+        return self.values[..., _W_RETURN_MIN]
+
+    @property
+    def window_return_max(self) -> Float[Array, "*envs"]:
+        """The largest of them (``-inf`` if none)."""
+        return self.values[..., _W_RETURN_MAX]
+
+    @property
+    def window_length_sum(self) -> Int[Array, "*envs"]:
+        """The sum of their lengths."""
+        return self.counts[..., _W_LENGTH_SUM]
 
     @property
     def completed(self) -> Bool[Array, "*envs"]:
@@ -77,19 +126,14 @@ EPISODES_NAME = "rollout/episodes"
 def initial_statistics() -> EpisodeStatistics:
     """One environment's statistics before its first step: no episode
     completed, no window."""
-    zero_f = jnp.zeros((), jnp.float32)
-    zero_i = jnp.zeros((), jnp.int32)
+    values = [0.0] * 6
+    values[_W_RETURN_MIN] = float("inf")
+    values[_W_RETURN_MAX] = -float("inf")
+    counts = [0] * 4
+    counts[_W_ITERATION] = -1
     return EpisodeStatistics(
-        episode_return=zero_f,
-        episode_length=zero_i,
-        return_ema=zero_f,
-        length_ema=zero_f,
-        window_iteration=jnp.full((), -1, jnp.int32),
-        window_episodes=zero_i,
-        window_return_sum=zero_f,
-        window_return_min=jnp.full((), jnp.inf, jnp.float32),
-        window_return_max=jnp.full((), -jnp.inf, jnp.float32),
-        window_length_sum=zero_i,
+        values=jnp.asarray(values, jnp.float32),
+        counts=jnp.asarray(counts, jnp.int32),
     )
 
 
@@ -106,7 +150,8 @@ def update_statistics(
     ``iteration_count`` is the iterations completed before the step and
     ``every`` the iterations between recorded ones: the window restarts when
     a new period of ``every`` iterations begins (a hook can only update step
-    state in ``on_step``).
+    state in ``on_step``). The new statistics are built as two stacked
+    arrays, which XLA computes in one fused kernel each.
     """
     start = (iteration_count // every) * every
     current = s.window_iteration == start
@@ -123,17 +168,23 @@ def update_statistics(
     completed = s.completed
     return_ema = jnp.where(completed, a * s.return_ema + (1.0 - a) * ret, ret)
     length_ema = jnp.where(completed, a * s.length_ema + (1.0 - a) * length_f, length_f)
+    values = [
+        jnp.where(done, 0.0, ret),
+        jnp.where(done, return_ema, s.return_ema),
+        jnp.where(done, length_ema, s.length_ema),
+        return_sum + jnp.where(done, ret, 0.0),
+        jnp.where(done, jnp.minimum(return_min, ret), return_min),
+        jnp.where(done, jnp.maximum(return_max, ret), return_max),
+    ]
+    counts = [
+        jnp.where(done, 0, length),
+        jnp.broadcast_to(jnp.asarray(start, jnp.int32), length.shape),
+        episodes + done.astype(jnp.int32),
+        length_sum + jnp.where(done, length, 0),
+    ]
     return EpisodeStatistics(
-        episode_return=jnp.where(done, 0.0, ret),
-        episode_length=jnp.where(done, 0, length),
-        return_ema=jnp.where(done, return_ema, s.return_ema),
-        length_ema=jnp.where(done, length_ema, s.length_ema),
-        window_iteration=jnp.asarray(start, jnp.int32),
-        window_episodes=episodes + done.astype(jnp.int32),
-        window_return_sum=return_sum + jnp.where(done, ret, 0.0),
-        window_return_min=jnp.where(done, jnp.minimum(return_min, ret), return_min),
-        window_return_max=jnp.where(done, jnp.maximum(return_max, ret), return_max),
-        window_length_sum=length_sum + jnp.where(done, length, 0),
+        values=jnp.stack(values, axis=-1).astype(jnp.float32),
+        counts=jnp.stack(counts, axis=-1).astype(jnp.int32),
     )
 
 
