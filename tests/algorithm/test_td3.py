@@ -114,8 +114,8 @@ def test_actor_and_targets_update_every_policy_delay_critic_updates() -> None:
     assert_same_arrays(p1.actor, p0.actor)
     assert_same_arrays(s1.target_actor, s0.target_actor)
     assert_same_arrays(s1.target_critic, s0.target_critic)
-    # The log's actor loss is the loss of the (unchanged) actor all the same.
-    assert float(log1["actor_loss"]) != 0.0
+    # No actor update yet: the log's actor loss is the state's, still 0.
+    assert float(log1["actor_loss"]) == 0.0 == float(s1.actor_loss)
 
     # Second: the delay step. The actor moves; both targets move a quarter of
     # the way from their copies of the initial networks to the new networks.
@@ -132,6 +132,14 @@ def test_actor_and_targets_update_every_policy_delay_critic_updates() -> None:
             float(log2[f"learning_rate/{name}"]), 1e-3, rtol=1e-6
         )
     assert set(log2) == set(UPDATE_TD3.initial_training_log())
+    # The actor update's loss is logged and kept; the next step, which does
+    # not update the actor, logs it again.
+    assert float(log2["actor_loss"]) == float(s2.actor_loss) != 0.0
+    _, s3, log3 = update_td3(
+        p2, s2, one_transition_rollout(4), key=jr.key(4), need_log=True
+    )
+    assert int(s3.critic_updates) == 3
+    assert float(log3["actor_loss"]) == float(s2.actor_loss) == float(s3.actor_loss)
 
 
 def test_actions_lie_in_the_box_uniform_before_learning_starts_then_noisy() -> None:

@@ -64,6 +64,9 @@ class TD3State(eqx.Module):
         critic_opt_state: Adam's state over the critic's, likewise.
         critic_updates: critic updates so far (the actor and the targets are
             updated when it is a multiple of ``policy_delay``).
+        actor_loss: the loss of the latest actor update (0 before the
+            first), which the training log reports at the gradient steps
+            that do not update the actor.
     """
 
     buffer: ReplayBuffer
@@ -72,6 +75,7 @@ class TD3State(eqx.Module):
     actor_opt_state: OptState
     critic_opt_state: OptState
     critic_updates: Int[Array, ""]
+    actor_loss: Float[Array, ""]
 
 
 @final
@@ -124,9 +128,10 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
     ``[-1, 1]^a`` (as SB3), so they mean the same in every box.
 
     ``on_step`` callbacks see an empty ``ctx.locals``. The training log holds
-    the means over the iteration's gradient steps of ``actor_loss`` (the actor
-    loss at the actor before the step, computed on every step for the log,
-    whether or not the actor was updated), ``critic_loss`` and ``q_value``
+    the means over the iteration's gradient steps of ``actor_loss`` (the loss
+    of the actor update at that step or, at a step that does not update the
+    actor, of the latest one before it, kept in the state as
+    ``TD3State.actor_loss``), ``critic_loss`` and ``q_value``
     (the mean ``Q1`` of the sampled transitions before the critic update),
     and ``learning_rate/actor`` and ``learning_rate/critic``; zeros before
     ``learning_starts`` except the learning rates.
@@ -296,6 +301,7 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
             actor_opt_state=optimizer.init(flat_parameters(policy.actor)[0]),
             critic_opt_state=optimizer.init(flat_parameters(policy.critic)[0]),
             critic_updates=jnp.zeros((), jnp.int32),
+            actor_loss=jnp.zeros((), jnp.float32),
         )
 
     def act(
@@ -534,9 +540,9 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
             return (new_actor, actor_opt_state, new_targets), actor_loss, actor_ok
 
         def keep_actor() -> tuple[Any, Float[Array, ""], Ok]:
-            if need_log:
-                return unchanged, actor_fn(actor_params), ok
-            return unchanged, jnp.zeros((), jnp.float32), ok
+            # The latest actor update's loss: computing the unchanged actor's
+            # for the log would cost a forward pass of both networks.
+            return unchanged, state.actor_loss, ok
 
         delay_step = critic_updates % self.policy_delay == 0
         (actor_params, actor_opt_state, targets), actor_loss, ok = jax.lax.cond(
@@ -551,5 +557,6 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
             actor_opt_state=actor_opt_state,
             critic_opt_state=critic_opt_state,
             critic_updates=critic_updates,
+            actor_loss=actor_loss,
         )
         return policy, new_state, jnp.stack([actor_loss, critic_loss, q_value]), ok
