@@ -575,8 +575,14 @@ def _train(
     cb_step_state = jax.vmap(lambda k: call_step_reset(callback, reset_ctx, key=k))(
         step_reset_keys
     )
-    # Only callbacks read the training log: without one the update may skip it.
-    need_log = not isinstance(callback, EmptyCallback)
+    # Only callbacks read the training log: when none does, the update skips
+    # it and the contexts hold an empty one (a hook that reads it anyway
+    # fails while tracing instead of reading the initial zeros).
+    need_log = callback.reads_training_log()
+
+    def ctx_log(log: TrainingLog) -> TrainingLog:
+        return log if need_log else {}
+
     # int32, or int64 with jax_enable_x64 (what `num_iterations` checked against).
     zero = jnp.zeros((), counter_dtype())
 
@@ -587,7 +593,7 @@ def _train(
             env=env,
             policy=s.policy,
             algorithm_state=s.algorithm_state,
-            training_log=s.training_log,
+            training_log=ctx_log(s.training_log),
             iteration_count=s.iteration,
             num_timesteps=s.timesteps,
             total_timesteps=total_timesteps,
@@ -669,7 +675,7 @@ def _train(
                 env=env,
                 policy=policy,
                 algorithm_state=algorithm_state,
-                training_log=s.training_log,
+                training_log=ctx_log(s.training_log),
                 observation=obs,
                 action=action,
                 next_observation=ts.observation,
@@ -782,7 +788,7 @@ def _train(
             env=env,
             policy=policy,
             algorithm_state=algorithm_state,
-            training_log=training_log,
+            training_log=ctx_log(training_log),
             iteration_count=iteration,
             num_timesteps=timesteps,
             total_timesteps=total_timesteps,

@@ -180,6 +180,20 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
         Defaults to none."""
         return ()
 
+    def reads_training_log(self) -> bool:
+        """Whether a hook of this callback reads ``ctx.training_log``. Not a
+        hook. Defaults to ``True``.
+
+        The training loop has the algorithm compute its training log only
+        when some callback reads it: the statistics (losses computed again,
+        explained variance, learning rates) cost a few kernels per
+        iteration, which shows in algorithms with short iterations (A2C's).
+        A callback that returns ``False`` sees an empty ``training_log``
+        when no other callback reads it, so a hook that reads it anyway
+        fails while tracing (``KeyError``) rather than reading stale
+        numbers."""
+        return True
+
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """The ids of the host-side objects (writers, displays) this
         callback's host calls go through, as Lerax's logging callbacks keep

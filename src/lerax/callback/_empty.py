@@ -2,6 +2,8 @@
 
 from typing import final
 
+from typing_extensions import override
+
 from ._base import AbstractCallback, EmptyCallbackState, EmptyCallbackStepState
 
 
@@ -11,3 +13,8 @@ class EmptyCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]
 
     Useful as a placeholder or default. ``continue_training`` is always true.
     """
+
+    @override
+    def reads_training_log(self) -> bool:
+        """No."""
+        return False

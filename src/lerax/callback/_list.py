@@ -307,6 +307,11 @@ class CallbackList(
         return cast(ListStateT, tuple(states)), published
 
     @override
+    def reads_training_log(self) -> bool:
+        """Whether any member reads the training log."""
+        return any(cb.reads_training_log() for cb in self.callbacks)
+
+    @override
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """Every member's host ids, in order."""
         return tuple(i for cb in self.callbacks for i in cb.host_ids())

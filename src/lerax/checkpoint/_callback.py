@@ -156,6 +156,11 @@ class CheckpointCallback(AbstractCallback[EmptyCallbackState, EmptyCallbackStepS
         return (self,)
 
     @override
+    def reads_training_log(self) -> bool:
+        """No: it saves the loop's state, whatever its training log holds."""
+        return False
+
+    @override
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         return (self.writer_id,)
 

@@ -185,6 +185,11 @@ class EvalCallback(AbstractCallback[EvalState, EmptyCallbackStepState]):
         return (f"{p}/mean_return", f"{p}/best_mean_return", f"{p}/last_iteration")
 
     @override
+    def reads_training_log(self) -> bool:
+        """No: it evaluates the policy."""
+        return False
+
+    @override
     def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> EvalState:
         """No evaluation yet; the evaluation key; with ``keep_best``, the
         policy's parameters before training."""

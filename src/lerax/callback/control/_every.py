@@ -231,6 +231,11 @@ class EveryN(
         return dataclasses.replace(state, state=end)
 
     @override
+    def reads_training_log(self) -> bool:
+        """Whether the wrapped callback reads the training log."""
+        return self.callback.reads_training_log()
+
+    @override
     def host_ids(self) -> tuple[Int[Array, ""], ...]:
         """The wrapped callback's host ids."""
         return self.callback.host_ids()

@@ -113,6 +113,11 @@ class StopOnRewardThreshold(AbstractCallback[EmptyCallbackState, EpisodeStatisti
         return self.key in TRAINING_STATISTICS
 
     @override
+    def reads_training_log(self) -> bool:
+        """No: it reads published metrics and its own episode statistics."""
+        return False
+
+    @override
     def step_reset(
         self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key
     ) -> EpisodeStatistics:
@@ -278,6 +283,11 @@ class StopOnNoImprovement(AbstractCallback[NoImprovementState, EmptyCallbackStep
         self.iteration_key = _metric_name(owner, "iteration_key", iteration_key)
 
     @override
+    def reads_training_log(self) -> bool:
+        """No: it reads published metrics."""
+        return False
+
+    @override
     def reset(
         self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key
     ) -> NoImprovementState:
@@ -392,6 +402,11 @@ class StopOnMaxEpisodes(AbstractCallback[EmptyCallbackState, EpisodeCount]):
             allowed="a positive int (episodes)",
             bad=lambda x: x <= 0,
         )
+
+    @override
+    def reads_training_log(self) -> bool:
+        """No: it counts episodes itself."""
+        return False
 
     @override
     def step_reset(

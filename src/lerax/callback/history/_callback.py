@@ -158,6 +158,11 @@ class HistoryCallback(AbstractCallback[HistoryState, EpisodeStatistics]):
         self.ema_alpha = float(ema_alpha)
 
     @override
+    def reads_training_log(self) -> bool:
+        """Whether a recorded metric is a training-log entry (``train/...``)."""
+        return any(name.startswith("train/") for name in self.names)
+
+    @override
     def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> HistoryState:
         """Rows of NaN for the whole run, with the iteration and step count
         each will hold."""

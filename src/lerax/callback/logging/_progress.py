@@ -137,6 +137,11 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
         return max(1, self.update_every // algorithm.steps_per_iteration)
 
     @override
+    def reads_training_log(self) -> bool:
+        """No: the bar shows environment steps only."""
+        return False
+
+    @override
     def reset(self, ctx: ResetContext[AnyEnv, AnyPolicy], *, key: Key) -> ProgressState:
         """A fresh token for this run's chain of host calls."""
         return ProgressState(new_token())
