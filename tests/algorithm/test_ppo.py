@@ -18,7 +18,7 @@ from lerax.algorithm import (
     generalized_advantage_estimate,
     next_state_values,
 )
-from lerax.callback import EmptyCallback
+from lerax.callback import HistoryCallback
 from lerax.env import CartPole, Pendulum
 from lerax.policy import MLPActorCriticPolicy
 
@@ -120,7 +120,9 @@ def test_learning_rate_is_annealed_and_readable() -> None:
         current_learning_rate(result.algorithm_state.opt_state)
     ) == pytest.approx(2.5e-4)
     # ... and the training log reports the rate of the last update.
-    logged = algo.train(env, policy, 4 * 64, key=jr.key(1), callback=[EmptyCallback()])
+    # (a callback that reads the training log, so the update computes it)
+    history = HistoryCallback(["train/learning_rate"])
+    logged = algo.train(env, policy, 4 * 64, key=jr.key(1), callback=history)
     assert float(logged.train_state.training_log["learning_rate"]) == pytest.approx(
         2.5e-4
     )

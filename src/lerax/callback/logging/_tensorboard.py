@@ -130,8 +130,11 @@ class TensorBoardBackend(AbstractLoggingBackend):
             run_dir = self.run_dir(run_index)
             os.makedirs(run_dir, exist_ok=True)
             # EventsWriter names the file events.out.tfevents.<time>.<host>;
-            # the suffix keeps two files of one second and directory apart.
-            suffix = f".{os.getpid()}.{next(_file_numbers)}"
+            # the suffix keeps two files of one second and directory apart,
+            # in the order they were opened: TensorBoard reads a directory's
+            # files in name order (zero-padded, so file 10 sorts after 9; a
+            # resumed run's file read first would be purged by the old one).
+            suffix = f".{os.getpid()}.{next(_file_numbers):08d}"
             writer = EventsWriter(os.path.join(run_dir, "events"), suffix)
             self._writers[run_index] = writer
         return writer
