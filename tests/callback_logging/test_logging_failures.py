@@ -306,3 +306,23 @@ def test_env_of_another_type_raises_while_tracing(tmp_path: Path) -> None:
         train(logger, jr.key(0))
     logger.close()
     assert not (tmp_path / "log.jsonl").exists()  # nothing ran
+
+
+def test_event_files_of_one_directory_sort_in_the_order_they_were_opened(
+    tmp_path: Path,
+) -> None:
+    # TensorBoard reads a directory's event files in name order, and a
+    # resumed run's file must come after the file it continues: within one
+    # second the names differ only by a counter, past 9 and 99 too (110
+    # files: the counter, shared by the process, passes 99 unless over 99).
+    opened: list[Path] = []
+    for i in range(110):
+        backend = TensorBoardBackend(tmp_path)
+        backend.open(RUN)
+        before = set(tmp_path.rglob("events.out.tfevents.*"))
+        backend.log_scalars({"x": float(i)}, step=i, run_index=0)
+        backend.close()
+        (new,) = set(tmp_path.rglob("events.out.tfevents.*")) - before
+        opened.append(new)
+    assert len({p.parent for p in opened}) == 1
+    assert sorted(opened) == opened
