@@ -846,12 +846,14 @@ def _train(
             # The policy and algorithm state are the update's either way; the
             # rest (counters, environments, callback states) goes through a
             # branch: a select per leaf would run every iteration, one kernel
-            # per leaf of every callback's state.
-            stopped = _non_finite_stop(old, new_carry, iteration, quantity, True)
+            # per leaf of every callback's state. A stopped run's rest is from
+            # before the iteration (its loop key too); the algorithm stopped
+            # changing its own part at the first non-finite value it met.
+            status = _non_finite_status(new_carry, iteration, quantity)
             rest = jax.lax.cond(
                 quantity < 0,
                 lambda: _without_update(new_carry),
-                lambda: _without_update(stopped),
+                lambda: _without_update(eqx.tree_at(lambda c: c.status, old, status)),
             )
             new_carry = eqx.tree_at(
                 lambda c: (c.policy, c.algorithm_state),
@@ -863,7 +865,7 @@ def _train(
             new_carry = jax.lax.cond(
                 quantity < 0,
                 lambda: new_carry,
-                lambda: _non_finite_stop(old, new_carry, iteration, quantity, False),
+                lambda: _non_finite_stop(old, new_carry, iteration, quantity),
             )
         # A run that had stopped keeps everything as it was (its counters and
         # loop key too, so that it resumes as a single run would).
@@ -926,33 +928,33 @@ def _without_update(carry: PyTree) -> PyTree:
     return eqx.tree_at(lambda c: (c.policy, c.algorithm_state), carry, (None, None))
 
 
+def _non_finite_status(
+    new: PyTree, iteration: Int[Array, ""], quantity: Int[Array, ""]
+) -> TrainStatus:
+    """``new``'s status, changed to ``NON_FINITE`` at ``iteration`` for
+    ``quantity``."""
+    status: TrainStatus = new.status
+    return dataclasses.replace(
+        status,
+        code=jnp.asarray(StopReason.NON_FINITE, jnp.int32),
+        iteration=iteration,
+        quantity=quantity,
+    )
+
+
 def _non_finite_stop(
     old: PyTree,
     new: PyTree,
     iteration: Int[Array, ""],
     quantity: Int[Array, ""],
-    guarded: bool,
 ) -> PyTree:
-    """The carry of a run that met a non-finite value in ``iteration``: its
-    state from before the iteration (``old``, its loop key too), stopped with
-    status ``NON_FINITE`` and ``quantity``. A replay buffer in the algorithm's
-    state is the new one (it may hold the iteration's transitions), which
-    keeps a large buffer from being copied every iteration to keep the old
-    one; so are the policy and the whole algorithm state of an algorithm that
-    guarded its update (``guarded``: it stopped changing them at the first
-    non-finite value it met)."""
-    status = dataclasses.replace(
-        new.status,
-        code=jnp.asarray(StopReason.NON_FINITE, jnp.int32),
-        iteration=iteration,
-        quantity=quantity,
-    )
-    if guarded:
-        return eqx.tree_at(
-            lambda c: (c.policy, c.algorithm_state, c.status),
-            old,
-            (new.policy, new.algorithm_state, status),
-        )
+    """The carry of a run whose unguarded update met a non-finite value in
+    ``iteration``: its state from before the iteration (``old``, its loop
+    key too), stopped with status ``NON_FINITE`` and ``quantity``. A replay
+    buffer in the algorithm's state is the new one (it may hold the
+    iteration's transitions), which keeps a large buffer from being copied
+    every iteration to keep the old one."""
+    status = _non_finite_status(new, iteration, quantity)
     is_buffer = lambda x: isinstance(x, ReplayBuffer)  # noqa: E731
     algorithm_state = jax.tree.map(
         lambda o, n: n if isinstance(n, ReplayBuffer) else o,

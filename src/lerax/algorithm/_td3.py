@@ -447,9 +447,7 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
         def step(
             policy: TD3Policy, state: TD3State, step_key: Key, ok: Ok
         ) -> tuple[TD3Policy, TD3State, Float[Array, " 3"], Ok]:
-            return self._gradient_step(
-                policy, state, key=step_key, need_log=need_log, ok=ok
-            )
+            return self._gradient_step(policy, state, key=step_key, ok=ok)
 
         policy, state, stats, ok = replay_update(
             policy,
@@ -476,7 +474,6 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
         state: TD3State,
         *,
         key: Key,
-        need_log: bool,
         ok: Ok,
     ) -> tuple[TD3Policy, TD3State, Float[Array, " 3"], Ok]:
         """One critic update and, every ``policy_delay``-th, the actor's and
