@@ -137,6 +137,30 @@ def test_a_traced_value_out_of_range_stops_the_program_naming_the_field() -> Non
         parameters(run(sweep))
 
 
+def error_checks(program: Any) -> int:
+    """How many ``eqx.error_if`` checks a jaxpr (with its nested ones) holds."""
+    return str(program).count("_error.<locals>.raises")
+
+
+def test_concrete_values_are_checked_before_compiling_and_add_nothing_to_it() -> None:
+    algo = small_ppo()
+    closed_over = jax.make_jaxpr(lambda k: algo.learn(ENV, POLICY, 32, key=k))(
+        jr.key(0)
+    )
+    assert error_checks(closed_over) == 0
+    # Passed into the caller's jit, the values are traced: each is checked in
+    # the program.
+    passed = jax.make_jaxpr(lambda a, k: a.learn(ENV, POLICY, 32, key=k))(
+        algo, jr.key(0)
+    )
+    assert error_checks(passed) == len(PPO.hyperparameter_ranges)
+    # A concrete value replaced after construction is checked when training
+    # starts, before anything is traced.
+    replaced = eqx.tree_at(lambda a: a.gamma, algo, jnp.asarray(1.5, jnp.float32))
+    with pytest.raises(ValueError, match=r"PPO: gamma must be in \[0, 1\], got gamma="):
+        replaced.learn(ENV, POLICY, 32, key=jr.key(0))
+
+
 def test_float_hyperparameters_are_float32_arrays_and_flags_stay_static() -> None:
     algo = PPO()
     for name in PPO.hyperparameter_ranges:

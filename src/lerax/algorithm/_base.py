@@ -41,7 +41,7 @@ from ._hyper import (
     Interval,
     Timesteps,
     as_total_timesteps,
-    checked_in_program,
+    checked_values,
     counter_dtype,
     counter_limit,
 )
@@ -94,16 +94,23 @@ class AbstractAlgorithm(eqx.Module, Generic[PolicyBoundT, AlgStateT]):
     ([`checked`][lerax.algorithm.AbstractAlgorithm.checked])."""
 
     def checked(self: "AlgT") -> "AlgT":
-        """This algorithm with an ``eqx.error_if`` on each float hyperparameter
-        of [`hyperparameter_ranges`][lerax.algorithm.AbstractAlgorithm.hyperparameter_ranges]:
-        the loop calls it first, so a value out of range that was traced when
-        the algorithm was built stops the program with an error naming the
-        field."""
+        """This algorithm, each float hyperparameter of
+        [`hyperparameter_ranges`][lerax.algorithm.AbstractAlgorithm.hyperparameter_ranges]
+        checked: a concrete value now, raising ``ValueError`` naming the field
+        if it is out of range (it adds nothing to the compiled program); a
+        traced one with an ``eqx.error_if``, so that the program stops with an
+        error naming the field. ``train`` calls it before compiling.
+
+        Raises:
+            ValueError: a concrete value is out of range (possible only if a
+                field was replaced after construction, e.g. with
+                ``eqx.tree_at``).
+        """
         names = tuple(self.hyperparameter_ranges)
         if not names:
             return self
         values = {name: getattr(self, name) for name in names}
-        checked = checked_in_program(self.name, values, self.hyperparameter_ranges)
+        checked = checked_values(self.name, values, self.hyperparameter_ranges)
         out: AlgT = eqx.tree_at(
             lambda a: tuple(getattr(a, name) for name in names),
             self,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
@@ -83,7 +84,7 @@ def hyperparameter(
     try:
         concrete = np.asarray(value, np.float64)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return array  # traced: checked in the program (checked_in_program)
+        return array  # traced: checked in the program (checked_values)
     # NumPy, not jnp: under a trace (e.g. an algorithm built inside
     # `jax.jit`) jnp would stage even constant work into the program.
     inside = np.asarray(allowed._inside(concrete))
@@ -130,23 +131,37 @@ def check_sizes(owner: str, **sizes: object) -> None:
             )
 
 
-def checked_in_program(
+def checked_values(
     owner: str,
     values: Mapping[str, Float[Array, "*batch"]],
     allowed: Mapping[str, Interval],
 ) -> dict[str, Float[Array, "*batch"]]:
-    """``values`` with an ``eqx.error_if`` each: running the program raises,
-    naming the field, if one is outside what ``allowed`` says (how a value that
-    was traced at construction gets checked)."""
-    return {
-        name: eqx.error_if(
+    """``values``, each checked against ``allowed`` where its value is known.
+
+    A concrete value is checked now, on the host (it was checked when the
+    algorithm was built, unless a field was replaced since, e.g. with
+    ``eqx.tree_at``), and returned as it is: it adds nothing to the program. A
+    traced one (built inside ``eqx.filter_vmap``, or an algorithm passed into
+    the user's ``jit``) gets an ``eqx.error_if``: running the program raises,
+    naming the field, if it is outside ``allowed``.
+
+    Raises:
+        ValueError: a concrete value is outside ``allowed`` (as
+            [`hyperparameter`][] says).
+    """
+    checked: dict[str, Float[Array, "*batch"]] = {}
+    for name, value in values.items():
+        if not isinstance(value, jax.core.Tracer):
+            hyperparameter(owner, name, value, allowed[name])
+            checked[name] = value
+            continue
+        checked[name] = eqx.error_if(
             value,
             jnp.logical_not(allowed[name].contains(value)),
             f"{owner}: {name} must be {allowed[name]} (a value traced when the "
             "algorithm was built, checked when training started)",
         )
-        for name, value in values.items()
-    }
+    return checked
 
 
 def policy_kind_error(

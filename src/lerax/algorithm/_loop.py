@@ -144,6 +144,9 @@ def train(
         )
     check_policy_fits(env, policy)
     check_declared_types(cb, env, policy)
+    # Before `_train`: concrete hyperparameters are checked here and add
+    # nothing to its program; traced ones are checked in the caller's.
+    algo = algo.checked()
     traced = _traced(key, policy, env, cb, algo)
     resume = as_resume(resume_from, traced)
     # Not interruptible too: the handler holds a Ctrl-C that comes while the
@@ -531,7 +534,6 @@ def _train(
     check_finite: bool,
     resume: TrainState[Any, Any, Any, Any] | None,
 ) -> TrainResult[Any, Any, Any, Any]:
-    algo = algo.checked()
     num_envs, num_steps = algo.num_envs, algo.num_steps
     steps_per_iteration = num_envs * num_steps
     if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
