@@ -73,23 +73,40 @@ SCRIPT = textwrap.dedent(
             np.asarray(weight)[i], np.asarray(single), rtol=1e-5, atol=1e-6
         )
 
-    # Logging works with the seeds split over the devices: one host call (on
-    # the first device) carries every seed's buffered records, seed by seed,
-    # each seed's in order.
+    # Logging and checkpoints work with the seeds split over the devices. One
+    # host call (on the first device) carries every seed's buffered records,
+    # seed by seed, each seed's in order. The four seeds' state (about 440 KB)
+    # reaches the checkpoint's host call in pieces (in one operand of 100 KiB
+    # or more the program stalled in a cross-device rendezvous), and the last
+    # checkpoint is the returned state, bit for bit.
     import io, json, sys
     from rich.console import Console
     from lerax.callback import JSONLBackend, LoggingCallback, ProgressBarCallback
+    from lerax.checkpoint import CheckpointCallback, load
 
-    def logged(keys, path):
-        logger = LoggingCallback([JSONLBackend(path)], log_every=1)
+    def logged(keys, name):
+        logger = LoggingCallback([JSONLBackend(f"{sys.argv[1]}/{name}.jsonl")], log_every=1)
         bars = io.StringIO()
         progress = ProgressBarCallback(console=Console(file=bars, width=100))
+        saver = CheckpointCallback(f"{sys.argv[1]}/{name}", every=64)
         run = eqx.filter_jit(eqx.filter_vmap(
-            lambda k: algo.train(env, policy, 128, key=k, callback=[logger, progress])
+            lambda k: algo.train(
+                env, policy, 128, key=k, callback=[logger, progress, saver]
+            )
         ))
-        jax.block_until_ready(run(keys))
+        result = run(keys)
+        jax.block_until_ready(result)
         logger.close()
-        with open(path) as f:
+        saver.wait()
+        assert saver.writer.latest_step() == 2
+        state = load(f"{sys.argv[1]}/{name}")
+        saved = jax.tree.leaves(eqx.filter(state.policy, eqx.is_array))
+        final = jax.tree.leaves(eqx.filter(result.policy, eqx.is_array))
+        assert sum(np.asarray(x).nbytes for x in saved) > 100 * 1024
+        for a, b in zip(saved, final, strict=True):
+            assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+        saver.close()
+        with open(f"{sys.argv[1]}/{name}.jsonl") as f:
             rows = [json.loads(line) for line in f]
         for run in range(4):
             mine = [r["time/iteration"] for r in rows if r["run"] == run]
@@ -97,37 +114,16 @@ SCRIPT = textwrap.dedent(
         rows.sort(key=lambda r: (r["time/iteration"], r["run"]))
         return rows, bars.getvalue()
 
-    rows, bars = logged(shard_seeds(keys), sys.argv[1] + "/spread.jsonl")
+    rows, bars = logged(shard_seeds(keys), "spread")
     assert [(r["run"], r["time/iteration"]) for r in rows] == [
         (run, it) for it in (1, 2) for run in range(4)
     ], rows
     assert all(f"run {i}" in bars for i in range(4)) and bars.count("128/128") == 4
-    one_device, _ = logged(keys, sys.argv[1] + "/together.jsonl")
+    one_device, _ = logged(keys, "together")
     for a, b in zip(rows, one_device, strict=True):
         assert a["run"] == b["run"] and a["step"] == b["step"]
         np.testing.assert_allclose(a["train/loss"], b["train/loss"], rtol=1e-4)
         assert a.get("rollout/ep_return_mean") == b.get("rollout/ep_return_mean")
-
-    # Checkpoints with the seeds split: the four seeds' state (about 440 KB)
-    # reaches the host call in pieces; in one operand of 100 KiB or more the
-    # program stalled in a cross-device rendezvous. The last checkpoint is
-    # the returned state, bit for bit.
-    from lerax.checkpoint import CheckpointCallback, load
-
-    saver = CheckpointCallback(sys.argv[1] + "/ckpt", every=64)
-    run = eqx.filter_jit(eqx.filter_vmap(
-        lambda k: algo.train(env, policy, 128, key=k, callback=saver)
-    ))
-    saved_run = run(shard_seeds(keys))
-    saver.wait()
-    state = load(sys.argv[1] + "/ckpt")
-    assert saver.writer.latest_step() == 2
-    saved = jax.tree.leaves(eqx.filter(state.policy, eqx.is_array))
-    final = jax.tree.leaves(eqx.filter(saved_run.policy, eqx.is_array))
-    assert sum(np.asarray(x).nbytes for x in saved) > 100 * 1024
-    for a, b in zip(saved, final, strict=True):
-        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
-    saver.close()
     print("OK")
     """
 )
