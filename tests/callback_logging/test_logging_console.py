@@ -52,12 +52,13 @@ def test_live_display_on_a_terminal() -> None:
 @pytest.mark.parametrize(
     ("algo", "iterations"),
     [
-        # 2048 default steps over each default iteration's steps, rounded down.
-        (PPO(), 4),  # 4 envs x 128 steps = 512 per iteration
-        (A2C(), 51),  # 8 envs x 5 steps = 40
-        (DQN(), 204),  # 10 envs x 1 step = 10
-        (SAC(), 2048),  # 1 env x 1 step
-        (TD3(), 2048),
+        # 2048 default steps over each default iteration's steps, rounded
+        # down, or the algorithm's host-call cadence if that is longer.
+        (PPO(), 12),  # 512 steps per iteration: 4, but host_call_every is 12
+        (A2C(), 820),  # 40 steps: 51, but host_call_every is 820
+        (DQN(), 204),  # 10 steps: 204 (host_call_every is 51)
+        (SAC(), 2048),  # 1 step: 2048 (host_call_every is 256)
+        (TD3(), 2048),  # 1 step: 2048 (host_call_every is 649)
     ],
     ids=["PPO", "A2C", "DQN", "SAC", "TD3"],
 )
@@ -66,9 +67,14 @@ def test_progress_bar_cadence_is_counted_in_environment_steps(
 ) -> None:
     assert ProgressBarCallback.DEFAULT_UPDATE_EVERY == 2048
     assert ProgressBarCallback().iterations_between_updates(algo) == iterations
+    per = algo.steps_per_iteration
+    assert iterations == max(2048 // per, algo.host_call_every)
+    # A cadence the user gives is theirs, however short.
+    assert ProgressBarCallback(update_every=2048).iterations_between_updates(
+        algo
+    ) == max(1, 2048 // per)
     # Fewer steps than one iteration: every iteration.
     assert ProgressBarCallback(update_every=1).iterations_between_updates(algo) == 1
-    per = algo.steps_per_iteration
     every_third = ProgressBarCallback(update_every=3 * per + per // 2)
     assert every_third.iterations_between_updates(algo) == 3
 

@@ -77,7 +77,9 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
             over all environments of a run (converted to ``max(1,
             update_every // steps_per_iteration)`` iterations; always the last
             one); ``None`` for
-            [`DEFAULT_UPDATE_EVERY`][lerax.callback.logging.ProgressBarCallback.DEFAULT_UPDATE_EVERY].
+            [`DEFAULT_UPDATE_EVERY`][lerax.callback.logging.ProgressBarCallback.DEFAULT_UPDATE_EVERY],
+            or the algorithm's ``host_call_every`` iterations if that is longer
+            ([`iterations_between_updates`][lerax.callback.logging.ProgressBarCallback.iterations_between_updates]).
 
     Raises:
         TypeError: if ``description`` is not a str, ``aggregate`` not a bool
@@ -89,10 +91,12 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
     """Environment steps between updates when ``update_every`` is ``None``:
     the cadence of [`LoggingCallback`][lerax.callback.logging.LoggingCallback]'s
     default, counted in steps so that it costs little with every algorithm's
-    defaults (one host call per update; BENCHMARKS.md)."""
+    defaults (one host call per update; BENCHMARKS.md). An algorithm whose
+    ``host_call_every`` iterations hold more steps updates the bar at that
+    cadence instead."""
 
     progress_id: Int[Array, ""]
-    update_every: int = eqx.field(static=True)
+    update_every: int | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -124,17 +128,23 @@ class ProgressBarCallback(AbstractCallback[ProgressState, EmptyCallbackStepState
                 "ProgressBarCallback: update_every must be a positive int "
                 f"(environment steps) or None, got update_every={update_every!r}"
             )
-        self.update_every = (
-            self.DEFAULT_UPDATE_EVERY if update_every is None else update_every
-        )
+        self.update_every = update_every
         self.progress_id = jnp.asarray(
             register(_HostProgress(console, description, aggregate)), jnp.int32
         )
 
     def iterations_between_updates(self, algorithm: AlgorithmInfo) -> int:
         """``update_every`` environment steps in whole iterations of
-        ``algorithm`` (at least one)."""
-        return max(1, self.update_every // algorithm.steps_per_iteration)
+        ``algorithm`` (at least one). By default (``update_every=None``),
+        [`DEFAULT_UPDATE_EVERY`][lerax.callback.logging.ProgressBarCallback.DEFAULT_UPDATE_EVERY]
+        steps, but no more often than the algorithm's
+        [`host_call_every`][lerax.algorithm.AbstractAlgorithm.host_call_every]
+        iterations: each update is a host call, which costs an algorithm with
+        short iterations (A2C's) far more than the bar's redraws can show."""
+        per = algorithm.steps_per_iteration
+        if self.update_every is not None:
+            return max(1, self.update_every // per)
+        return max(1, self.DEFAULT_UPDATE_EVERY // per, algorithm.host_call_every)
 
     @override
     def reads_training_log(self) -> bool:
