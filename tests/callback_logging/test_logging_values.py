@@ -6,12 +6,19 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lerax.callback import JSONLBackend, LoggingCallback, TensorBoardBackend
+from lerax.callback import (
+    IterationRecord,
+    JSONLBackend,
+    LoggingCallback,
+    TensorBoardBackend,
+)
 
 from .logging_helpers import (
     ALGO,
@@ -255,3 +262,41 @@ def test_tensorboard_event_files_are_valid_tfrecords(tmp_path: Path) -> None:
     assert scalar_steps == [
         ALGO.steps_per_iteration * i for i in range(1, ITERATIONS + 1)
     ]
+
+
+def test_an_iteration_record_packs_its_parts_and_reads_them_back() -> None:
+    record = IterationRecord.pack(
+        iteration=jnp.array([1, 2]),
+        timesteps=jnp.array([64, 128]),
+        episodes=jnp.array([0, 3]),
+        ema_valid=jnp.array([False, True]),
+        window_valid=jnp.array([False, True]),
+        scalars={"train/loss": jnp.array([0.5, 0.25]), "rollout/x": jnp.zeros(2)},
+    )
+    # Three arrays, whatever the number of scalars: each array of the
+    # logger's buffer is a kernel of its own in every iteration.
+    assert len(jax.tree.leaves(record)) == 3
+    assert record.names == ("train/loss", "rollout/x")
+    assert record.counts.shape == (2, 3) and record.values.shape == (2, 2)
+    np.testing.assert_array_equal(record.iteration, [1, 2])
+    np.testing.assert_array_equal(record.timesteps, [64, 128])
+    np.testing.assert_array_equal(record.episodes, [0, 3])
+    np.testing.assert_array_equal(record.ema_valid, [False, True])
+    np.testing.assert_array_equal(record.window_valid, [False, True])
+    np.testing.assert_array_equal(record.scalars["train/loss"], [0.5, 0.25])
+    assert list(record.scalars) == ["train/loss", "rollout/x"]
+
+
+def test_the_loggers_buffer_is_three_arrays(tmp_path: Path) -> None:
+    with LoggingCallback([JSONLBackend(tmp_path / "log.jsonl")]) as logger:
+        result = train(logger, key=jr.key(0))
+    [pending] = [
+        x
+        for x in jax.tree.leaves(
+            result.train_state.callback_state,
+            is_leaf=lambda x: isinstance(x, IterationRecord),
+        )
+        if isinstance(x, IterationRecord)
+    ]
+    assert len(jax.tree.leaves(pending)) == 3
+    assert "train/loss" in pending.names and "rollout/ep_return_ema" in pending.names

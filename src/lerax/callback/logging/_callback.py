@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from typing_extensions import override
 
 from ..._custom_types import Key
@@ -56,27 +56,93 @@ AnyEnv = AbstractEnv[Any, Any, Any]
 AnyPolicy = AbstractPolicy[Any, Any]
 
 
+_ITERATION, _TIMESTEPS, _EPISODES = 0, 1, 2  # IterationRecord.counts
+_EMA_VALID, _WINDOW_VALID = 0, 1  # IterationRecord.flags
+
+
 @final
 class IterationRecord(eqx.Module):
     """What one logged iteration sends to the host (one run's values; in
     [`LoggingState`][lerax.callback.logging.LoggingState], a leading axis
     of buffered records).
 
+    Kept in three arrays (integers, flags, scalars) and read through
+    properties: the buffer is part of every iteration's state, and XLA on a
+    CPU handles each of its arrays with a kernel of its own (copied where the
+    loop chooses a state), so a record of many arrays costs an algorithm with
+    short iterations several percent (A2C; BENCHMARKS.md). Build one with
+    [`pack`][lerax.callback.logging.IterationRecord.pack].
+
     Attributes:
-        iteration: iterations completed.
-        timesteps: environment steps taken.
-        episodes: episodes that ended in the iteration.
-        ema_valid: an episode has ended (the EMAs are defined).
-        window_valid: an episode ended in the iteration (its means are defined).
-        scalars: the values by name (``train/...``, ``rollout/...``).
+        counts: ``iteration``, ``timesteps`` and ``episodes``, in that order
+            along the last axis.
+        flags: ``ema_valid`` and ``window_valid``, in that order.
+        values: the scalars, in the order of ``names``.
+        names: the scalars' names (static).
     """
 
-    iteration: Int[Array, "*records"]
-    timesteps: Int[Array, "*records"]
-    episodes: Int[Array, "*records"]
-    ema_valid: Bool[Array, "*records"]
-    window_valid: Bool[Array, "*records"]
-    scalars: dict[str, Float[Array, "*records"]]
+    counts: Int[Array, "*records 3"]
+    flags: Bool[Array, "*records 2"]
+    values: Float[Array, "*records names"]
+    names: tuple[str, ...] = eqx.field(static=True)
+
+    @staticmethod
+    def pack(
+        *,
+        iteration: Int[ArrayLike, "*records"],
+        timesteps: Int[ArrayLike, "*records"],
+        episodes: Int[ArrayLike, "*records"],
+        ema_valid: Bool[ArrayLike, "*records"],
+        window_valid: Bool[ArrayLike, "*records"],
+        scalars: Mapping[str, Float[ArrayLike, "*records"]],
+    ) -> "IterationRecord":
+        """A record (or a buffer of them) from its parts; ``names`` is the
+        order of ``scalars``."""
+        names = tuple(scalars)
+        return IterationRecord(
+            counts=jnp.stack(
+                [jnp.asarray(x, jnp.int32) for x in (iteration, timesteps, episodes)],
+                axis=-1,
+            ),
+            flags=jnp.stack(
+                [jnp.asarray(x, jnp.bool_) for x in (ema_valid, window_valid)],
+                axis=-1,
+            ),
+            values=jnp.stack(
+                [jnp.asarray(scalars[name], jnp.float32) for name in names], axis=-1
+            ),
+            names=names,
+        )
+
+    @property
+    def iteration(self) -> Int[Array, "*records"]:
+        """Iterations completed."""
+        return self.counts[..., _ITERATION]
+
+    @property
+    def timesteps(self) -> Int[Array, "*records"]:
+        """Environment steps taken."""
+        return self.counts[..., _TIMESTEPS]
+
+    @property
+    def episodes(self) -> Int[Array, "*records"]:
+        """Episodes that ended in the iteration."""
+        return self.counts[..., _EPISODES]
+
+    @property
+    def ema_valid(self) -> Bool[Array, "*records"]:
+        """An episode has ended (the EMAs are defined)."""
+        return self.flags[..., _EMA_VALID]
+
+    @property
+    def window_valid(self) -> Bool[Array, "*records"]:
+        """An episode ended in the iteration (its means are defined)."""
+        return self.flags[..., _WINDOW_VALID]
+
+    @property
+    def scalars(self) -> dict[str, Float[Array, "*records"]]:
+        """The values by name (``train/...``, ``rollout/...``)."""
+        return {name: self.values[..., i] for i, name in enumerate(self.names)}
 
 
 @final
@@ -336,7 +402,7 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         names.extend(ctx.metric_names)
         zero_i = jnp.zeros((size,), jnp.int32)
         zero_b = jnp.zeros((size,), jnp.bool_)
-        pending = IterationRecord(
+        pending = IterationRecord.pack(
             iteration=zero_i,
             timesteps=zero_i,
             episodes=zero_i,
@@ -515,17 +581,18 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
             for k, v in ctx.training_log.items()
         }
         scalars.update(summary.scalars)
-        # The published metrics this logger was reset for (their latest values).
-        for name in ctx.state.pending.scalars:
-            if name not in scalars:
-                scalars[name] = ctx.metrics[name]
-        return IterationRecord(
-            iteration=jnp.asarray(ctx.iteration_count, jnp.int32),
-            timesteps=jnp.asarray(ctx.num_timesteps, jnp.int32),
+        # In the buffer's order; the published metrics this logger was reset
+        # for (their latest values) too.
+        return IterationRecord.pack(
+            iteration=ctx.iteration_count,
+            timesteps=ctx.num_timesteps,
             episodes=summary.episodes,
             ema_valid=summary.ema_valid,
             window_valid=summary.window_valid,
-            scalars=scalars,
+            scalars={
+                name: scalars[name] if name in scalars else ctx.metrics[name]
+                for name in ctx.state.pending.names
+            },
         )
 
     @override
@@ -816,7 +883,9 @@ def _queue(
         return
     now = time.perf_counter()
     since, steps_then = host.send_marks.get(run_index, (now, 0))
-    steps = [int(t) for t in pending.timesteps[:count]]
+    # (On the host the leaves are NumPy arrays: read them, not the
+    # properties, which are typed for the compiled program.)
+    steps = [int(t) for t in pending.counts[:count, _TIMESTEPS]]
     span = max(steps[-1] - steps_then, 1)
     for j, timesteps in enumerate(steps):
         # (A resumed run's records buffered before it was saved: at its start.)
@@ -827,15 +896,18 @@ def _queue(
 
 
 def _decode_iteration(run_index: int, record: IterationRecord) -> Record:
-    scalars: dict[str, float] = {"rollout/episodes": float(record.episodes)}
-    for name, value in record.scalars.items():
-        if name in _EMA_NAMES and not record.ema_valid:
+    """One buffered record (NumPy leaves) as the backends' ``Record``."""
+    counts = np.asarray(record.counts)
+    flags = np.asarray(record.flags)
+    scalars: dict[str, float] = {"rollout/episodes": float(counts[_EPISODES])}
+    for name, value in zip(record.names, np.asarray(record.values), strict=True):
+        if name in _EMA_NAMES and not flags[_EMA_VALID]:
             continue
-        if name in _WINDOW_NAMES and not record.window_valid:
+        if name in _WINDOW_NAMES and not flags[_WINDOW_VALID]:
             continue
         scalars[name] = float(value)
     ordered = {k: scalars[k] for k in sorted(scalars, key=_order)}
-    return Record(run_index, int(record.iteration), int(record.timesteps), ordered)
+    return Record(run_index, int(counts[_ITERATION]), int(counts[_TIMESTEPS]), ordered)
 
 
 def _order(name: str) -> tuple[int, int, str]:
