@@ -151,16 +151,16 @@ def checked_values(
     """
     checked: dict[str, Float[Array, "*batch"]] = {}
     for name, value in values.items():
-        if not isinstance(value, jax.core.Tracer):
+        if isinstance(value, jax.core.Tracer):
+            value = eqx.error_if(
+                value,
+                jnp.logical_not(allowed[name].contains(value)),
+                f"{owner}: {name} must be {allowed[name]} (a value traced when "
+                "the algorithm was built, checked when training started)",
+            )
+        else:
             hyperparameter(owner, name, value, allowed[name])
-            checked[name] = value
-            continue
-        checked[name] = eqx.error_if(
-            value,
-            jnp.logical_not(allowed[name].contains(value)),
-            f"{owner}: {name} must be {allowed[name]} (a value traced when the "
-            "algorithm was built, checked when training started)",
-        )
+        checked[name] = value
     return checked
 
 
