@@ -36,7 +36,7 @@ def test_hooks_are_the_base_class_hooks() -> None:
         "train_state_savers",
         "reads_training_log",
     }
-    assert len(HOOKS) == len(set(HOOKS)) == 8
+    assert len(HOOKS) == len(set(HOOKS)) == 9
 
 
 @pytest.mark.parametrize(

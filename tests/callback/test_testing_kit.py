@@ -24,6 +24,7 @@ from lerax.callback import (
     EmptyCallbackStepState,
     IterationContext,
     ResetContext,
+    RolloutContext,
     StepContext,
     TrainingContext,
     num_runs,
@@ -33,13 +34,15 @@ from lerax.callback.testing import (
     initial_states,
     iteration_context,
     reset_context,
+    rollout_context,
     run_hook,
     run_hook_vmapped,
     step_context,
     training_context,
 )
-from lerax.env import CartPole
+from lerax.env import AbstractEnv, CartPole, ContinuousMountainCar
 from lerax.policy import MLPActorCriticPolicy, MLPQPolicy
+from lerax.space import Box
 
 from .callbacks import EpisodeCounter, EpisodeStepState
 
@@ -81,6 +84,11 @@ class Recorder(AbstractCallback[Count, Count]):
     @override
     def on_step(self, ctx: StepContext[Count], *, key: PRNGKeyArray) -> Count:
         self.sink("on_step", ctx)
+        return ctx.state
+
+    @override
+    def on_rollout(self, ctx: RolloutContext[Count], *, key: PRNGKeyArray) -> Count:
+        self.sink("on_rollout", ctx)
         return ctx.state
 
     @override
@@ -163,6 +171,7 @@ def kit_contexts() -> dict[str, Any]:
         "reset": reset,
         "step_reset": reset,
         "on_step": step_context(ENV, POLICY, ALGO, key=KEY, state=_count()),
+        "on_rollout": rollout_context(ENV, POLICY, ALGO, key=KEY, state=stacked),
         "on_iteration": iteration,
         "continue_training": iteration,
         "on_training_start": training_context(
@@ -197,6 +206,10 @@ def test_counters_and_flags_equal_the_loops(recorded: Recorded) -> None:
     assert [s["num_timesteps"] for s in steps] == [0, 2, 4, 6]
     assert {s["iteration_count"] for s in steps} == {0}
     assert {s["active"] for s in steps} == {True}
+    # one on_rollout per iteration, counted before its rollout (as on_step's first)
+    assert values["on_rollout"] == [
+        {"iteration_count": 0, "num_timesteps": 0, "run_index": 0, "active": True}
+    ]
     assert values["on_training_end"][0]["num_timesteps"] == TOTAL
 
 
@@ -253,6 +266,13 @@ def test_builders_infer_the_context_types() -> None:
     assert_type(step, StepContext[Count, CartPole, MLPActorCriticPolicy[Array], Any])
     out = run_hook(EpisodeCounter(), "step_reset", reset, key=KEY)
     assert_type(out, EpisodeStepState)
+    rollout = rollout_context(ENV, POLICY, ALGO, key=KEY, state=_episodes())
+    assert_type(
+        rollout,
+        RolloutContext[EpisodeStepState, CartPole, MLPActorCriticPolicy[Array], Any],
+    )
+    after = run_hook(RolloutEpisodes(), "on_rollout", rollout, key=KEY)
+    assert_type(after, EpisodeStepState)
 
 
 def test_run_hook_returns_validated_states() -> None:
@@ -394,6 +414,362 @@ def test_a_batch_of_iteration_contexts() -> None:
     assert flags.shape == (3,) and flags.dtype == jnp.bool_
 
 
+# -- on_rollout ------------------------------------------------------------------
+
+
+def _episodes(**fields: Any) -> EpisodeStepState:
+    """Every environment's ``EpisodeStepState`` (ALGO.num_envs of them, stacked),
+    zero but for ``fields``."""
+    dtypes = dict(
+        steps=jnp.int32,
+        episodes=jnp.int32,
+        reward_sum=jnp.float32,
+        episode_return=jnp.float32,
+        last_return=jnp.float32,
+    )
+    return EpisodeStepState(
+        **{
+            name: jnp.asarray(fields.get(name, [0] * ALGO.num_envs), dtype)
+            for name, dtype in dtypes.items()
+        }
+    )
+
+
+@final
+class RolloutEpisodes(AbstractCallback[EmptyCallbackState, EpisodeStepState]):
+    """EpisodeCounter's per-environment statistics, from the whole rollout at
+    once (a scan over its steps, every environment at a time)."""
+
+    @override
+    def step_reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> EpisodeStepState:
+        z = jnp.array(0, jnp.int32)
+        f = jnp.array(0.0, jnp.float32)
+        return EpisodeStepState(z, z, f, f, f)
+
+    @override
+    def on_rollout(
+        self, ctx: RolloutContext[EpisodeStepState], *, key: PRNGKeyArray
+    ) -> EpisodeStepState:
+        def step(
+            s: EpisodeStepState, xs: tuple[Array, Array]
+        ) -> tuple[EpisodeStepState, None]:
+            reward, done = xs
+            ret = s.episode_return + reward
+            return EpisodeStepState(
+                steps=s.steps + 1,
+                episodes=s.episodes + done.astype(jnp.int32),
+                reward_sum=s.reward_sum + reward,
+                episode_return=jnp.where(done, 0.0, ret),
+                last_return=jnp.where(done, ret, s.last_return),
+            ), None
+
+        state, _ = jax.lax.scan(step, ctx.state, (ctx.rewards, ctx.dones))
+        return state
+
+
+# Hand-chosen transitions of ALGO's rollout (4 steps, 2 environments):
+# environment 0 ends an episode at step 1 (truncated), environment 1 at step 3.
+REWARDS = np.arange(8, dtype=np.float32).reshape(4, 2)  # env 0: 0 2 4 6; env 1: 1 3 5 7
+TERMINATED = [[False, False], [False, False], [False, False], [False, True]]
+TRUNCATED = np.array([[False, False], [True, False], [False, False], [False, False]])
+
+
+def _hand_rollout(
+    state: EpisodeStepState, **overrides: Any
+) -> RolloutContext[EpisodeStepState, CartPole, MLPActorCriticPolicy[Array], Any]:
+    """ALGO's rollout with the hand-chosen transitions (and ``overrides``)."""
+    transitions: dict[str, Any] = dict(
+        rewards=REWARDS, terminated=TERMINATED, truncated=TRUNCATED
+    )
+    return rollout_context(
+        ENV, POLICY, ALGO, key=KEY, state=state, **(transitions | overrides)
+    )
+
+
+def _written_out(
+    env: AbstractEnv[Any, Any, Any],
+    policy: MLPActorCriticPolicy[Any],
+    algo: PPO,
+    key: PRNGKeyArray,
+    iteration: int,
+) -> dict[str, Any]:
+    """The rollout of iteration ``iteration``, written out step by step and
+    environment by environment from the kit's keys: env.reset, then the
+    algorithm's act and env.step (a Box action clipped to its bounds), and a
+    new episode (env.reset) after one ends."""
+    k_algorithm, k_reset, k_steps = jr.split(key, 3)
+    num_iterations = algo.num_iterations((iteration + 1) * algo.steps_per_iteration)
+    algorithm_state = algo.init_state(env, policy, num_iterations, key=k_algorithm)
+    n, steps = algo.num_envs, algo.num_steps
+    step_keys = jr.split(k_steps, steps * n * 3).reshape(steps, n, 3)
+    envs = [env.reset(key=k) for k in jr.split(k_reset, n)]
+    rows = []
+    for t in range(steps):
+        row = []
+        for e in range(n):
+            env_state, obs = envs[e]
+            k_act, k_step, k_new = step_keys[t, e]
+            timestep = jnp.asarray(iteration * algo.steps_per_iteration + t * n)
+            action, extras = algo.act(
+                policy, algorithm_state, obs, timestep=timestep, key=k_act
+            )
+            space = env.action_space
+            sent = action
+            if isinstance(space, Box):
+                sent = jnp.clip(action, jnp.asarray(space.low), jnp.asarray(space.high))
+            ts = env.step(env_state, sent, key=k_step)
+            row.append(
+                dict(
+                    observations=obs,
+                    actions=action,
+                    next_observations=ts.observation,
+                    rewards=ts.reward,
+                    terminated=ts.terminated,
+                    truncated=ts.truncated,
+                    locals=extras,
+                )
+            )
+            done = bool(ts.terminated) or bool(ts.truncated)
+            envs[e] = env.reset(key=k_new) if done else (ts.state, ts.observation)
+        rows.append(jax.tree.map(lambda *xs: jnp.stack(xs), *row))
+    written: dict[str, Any] = jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
+    return written
+
+
+@pytest.mark.parametrize(
+    "env", [CartPole(), ContinuousMountainCar()], ids=["discrete", "box"]
+)
+def test_rollout_context_is_the_rollout_written_out(
+    env: AbstractEnv[Any, Any, Any],
+) -> None:
+    """Its defaults are the loop's rollout: every step's act and env.step,
+    automatic resets, clipped Box actions, per-step counters passed to act."""
+    policy = MLPActorCriticPolicy(env=env, key=jr.key(3))
+    algo = PPO(num_envs=2, num_steps=24, num_epochs=1, num_minibatches=1)
+    key, iteration = jr.key(4), 1
+    stacked = Count(jnp.zeros((2,), jnp.int32))
+    ctx = rollout_context(
+        env, policy, algo, key=key, state=stacked, iteration=iteration
+    )
+    want = _written_out(env, policy, algo, key, iteration)
+    for name, expected in want.items():
+        got = getattr(ctx, name)
+        assert str(jax.tree.structure(got)) == str(jax.tree.structure(expected)), name
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+            assert a.shape == b.shape and a.shape[:2] == (24, 2), name
+            assert a.dtype == b.dtype, name
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert ctx.state is stacked
+    assert int(ctx.iteration_count) == iteration
+    assert int(ctx.num_timesteps) == iteration * algo.steps_per_iteration == 48
+    if isinstance(env.action_space, Box):
+        # actions are recorded as the policy produced them; the env got them clipped
+        assert bool((jnp.abs(ctx.actions) > 1.0).any())
+    else:
+        # episodes ended within the rollout: the automatic reset was exercised
+        assert bool(ctx.dones.any())
+
+
+def test_rollout_context_defaults() -> None:
+    ctx = rollout_context(ENV, POLICY, ALGO, key=KEY, state=_episodes())
+    steps, envs = ALGO.num_steps, ALGO.num_envs
+    assert ctx.env is ENV and ctx.policy is POLICY and ctx.algorithm is ALGO
+    assert ctx.observations.shape == ctx.next_observations.shape == (steps, envs, 4)
+    assert ctx.actions.shape == (steps, envs) and ctx.actions.dtype == jnp.int32
+    for name in ("rewards", "terminated", "truncated"):
+        assert getattr(ctx, name).shape == (steps, envs), name
+    assert ctx.rewards.dtype == jnp.float32 and ctx.terminated.dtype == jnp.bool_
+    np.testing.assert_array_equal(ctx.rewards, np.ones((steps, envs)))  # CartPole
+    assert ctx.dones.shape == (steps, envs) and ctx.dones.dtype == jnp.bool_
+    assert {k: v.shape for k, v in ctx.locals.items()} == {
+        "log_prob": (steps, envs),
+        "value": (steps, envs),
+    }
+    assert dict(ctx.training_log).keys() == ALGO.initial_training_log().keys()
+    assert all(float(v) == 0.0 for v in ctx.training_log.values())
+    assert ctx.iteration_count.dtype == ctx.num_timesteps.dtype == jnp.int32
+    assert int(ctx.iteration_count) == 0 and int(ctx.num_timesteps) == 0
+    assert bool(ctx.active) and int(ctx.run_index) == 0
+    # each step's observation follows the last one's, as no episode ended here
+    assert not bool(ctx.dones.any())
+    np.testing.assert_array_equal(ctx.observations[1:], ctx.next_observations[:-1])
+    later = rollout_context(ENV, POLICY, ALGO, key=KEY, state=_episodes(), iteration=2)
+    assert int(later.iteration_count) == 2
+    assert int(later.num_timesteps) == 2 * ALGO.steps_per_iteration
+
+
+def test_rollout_overrides_replace_fields_with_the_loops_dtypes() -> None:
+    ctx = _hand_rollout(
+        _episodes(), active=False, run_index=1, training_log={"loss": 0.5}
+    )
+    np.testing.assert_array_equal(ctx.rewards, REWARDS)
+    assert ctx.rewards.dtype == jnp.float32 and ctx.terminated.dtype == jnp.bool_
+    np.testing.assert_array_equal(ctx.terminated, TERMINATED)
+    np.testing.assert_array_equal(ctx.dones, np.logical_or(TERMINATED, TRUNCATED))
+    assert not bool(ctx.active) and int(ctx.run_index) == 1
+    assert ctx.run_index.dtype == jnp.int32
+    assert float(ctx.training_log["loss"]) == 0.5
+    # integers are rewards too; a JAX array of the loop's kind is taken as is
+    ints = rollout_context(
+        ENV, POLICY, ALGO, key=KEY, state=_episodes(), rewards=[[1, 2]] * 4
+    )
+    assert ints.rewards.dtype == jnp.float32 and float(ints.rewards.sum()) == 12.0
+    truncated = jnp.ones((4, 2), jnp.bool_)
+    assert (
+        rollout_context(
+            ENV, POLICY, ALGO, key=KEY, state=_episodes(), truncated=truncated
+        ).truncated
+        is truncated
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"rewards": np.ones((2, 4))},
+            r"rewards must be a float32 array of shape \(4, 2\)",
+        ),
+        ({"rewards": 1.0}, r"rewards must be a float32 array of shape \(4, 2\)"),
+        ({"rewards": jnp.ones((4, 2), jnp.int32)}, r"rewards must be a float32 array"),
+        ({"rewards": np.ones((4, 2), bool)}, r"rewards must be .* of numbers"),
+        (
+            {"terminated": np.ones((4, 2))},
+            r"terminated must be a bool array .* of bools",
+        ),
+        ({"truncated": [[True], [False]]}, r"truncated must be a bool array of shape"),
+        ({"iteration_count": 1.5}, r"iteration_count must be a int32 scalar"),
+    ],
+)
+def test_rollout_overrides_of_the_wrong_kind_are_refused(
+    override: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        rollout_context(ENV, POLICY, ALGO, key=KEY, state=_episodes(), **override)
+
+
+def test_rollout_context_refuses_unknown_overrides_and_unstacked_states() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"unexpected override reward=1\.0.*the fields of RolloutContext are "
+        r"state, env, .*rewards",
+    ):
+        rollout_context(ENV, POLICY, ALGO, key=KEY, state=_episodes(), reward=1.0)
+    with pytest.raises(TypeError, match=r"dones is a property.*terminated"):
+        rollout_context(ENV, POLICY, ALGO, key=KEY, state=_episodes(), dones=True)
+    with pytest.raises(ValueError, match=r"state must hold every environment"):
+        rollout_context(ENV, POLICY, ALGO, key=KEY, state=_count())
+    three = Count(jnp.zeros((3,), jnp.int32))
+    with pytest.raises(
+        ValueError, match=r"num_envs=2 environments .* leaf state\.n of shape \(3,\)"
+    ):
+        rollout_context(ENV, POLICY, ALGO, key=KEY, state=three)
+    with pytest.raises(ValueError, match=r"iteration must be in \[0, 0\]"):
+        rollout_context(
+            ENV,
+            POLICY,
+            ALGO,
+            key=KEY,
+            state=_episodes(),
+            iteration=1,
+            total_timesteps=8,
+        )
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_run_hook_on_rollout(jit: bool) -> None:
+    start = _episodes(steps=[5, 5], episode_return=[1.0, 0.5], last_return=[9.0, 9.0])
+    ctx = _hand_rollout(start)
+    out = run_hook(RolloutEpisodes(), "on_rollout", ctx, key=KEY, jit=jit)
+    np.testing.assert_array_equal(out.steps, [9, 9])
+    np.testing.assert_array_equal(out.episodes, [1, 1])
+    np.testing.assert_array_equal(out.reward_sum, [12.0, 16.0])
+    # env 0: 1 + 0 + 2 closes at step 1, then 4 + 6 runs on; env 1: 0.5 + 16 closes
+    np.testing.assert_array_equal(out.last_return, [3.0, 16.5])
+    np.testing.assert_array_equal(out.episode_return, [10.0, 0.0])
+    assert out.steps.dtype == jnp.int32 and out.last_return.dtype == jnp.float32
+    # the defaults (as for any callback that does not override on_rollout)
+    # a callback that does not override on_rollout keeps the step states
+    same = run_hook(EpisodeCounter(), "on_rollout", ctx, key=KEY, jit=jit)
+    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(start), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_on_rollout_after_initial_states() -> None:
+    """The step states initial_states builds go into rollout_context as is."""
+    cb = RolloutEpisodes()
+    reset = reset_context(ENV, POLICY, ALGO, key=KEY)
+    _, steps = initial_states(cb, reset, key=KEY)
+    ctx = rollout_context(ENV, POLICY, ALGO, key=KEY, state=steps)
+    out = run_hook(cb, "on_rollout", ctx, key=KEY)
+    np.testing.assert_array_equal(out.steps, [ALGO.num_steps] * ALGO.num_envs)
+    np.testing.assert_array_equal(out.reward_sum, ctx.rewards.sum(axis=0))
+    np.testing.assert_array_equal(out.episodes, ctx.dones.sum(axis=0))
+
+
+def test_a_batch_of_rollout_contexts() -> None:
+    start = _episodes(episode_return=[1.0, 0.5])
+    batch = batch_contexts(
+        [
+            _hand_rollout(start, run_index=0),
+            _hand_rollout(start, run_index=1, active=False),  # a stopped seed
+            _hand_rollout(start, run_index=2, rewards=2 * REWARDS),
+        ]
+    )
+    assert batch.rewards.shape == (3, 4, 2) and batch.state.steps.shape == (3, 2)
+    np.testing.assert_array_equal(batch.active, [True, False, True])
+    for jit in (False, True):
+        out = run_hook_vmapped(
+            RolloutEpisodes(), "on_rollout", batch, keys=jr.split(KEY, 3), jit=jit
+        )
+        assert out.steps.shape == (3, 2)
+        np.testing.assert_array_equal(out.steps, [[4, 4]] * 3)
+        np.testing.assert_array_equal(out.reward_sum, [[12, 16], [12, 16], [24, 32]])
+        np.testing.assert_array_equal(
+            out.last_return, [[3.0, 16.5], [3.0, 16.5], [5.0, 32.5]]
+        )
+
+
+@final
+class FloatingRollout(AbstractCallback[EmptyCallbackState, Count]):
+    """A mistake: ``on_rollout`` turns the int32 counts into floats."""
+
+    @override
+    def step_reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Count:
+        return _count()
+
+    @override
+    def on_rollout(self, ctx: RolloutContext[Count], *, key: PRNGKeyArray) -> Count:
+        return Count(ctx.state.n.astype(jnp.float32) + ctx.rewards.sum(axis=0))
+
+
+@final
+class OneEnvRollout(AbstractCallback[EmptyCallbackState, Count]):
+    """A mistake: ``on_rollout`` returns one environment's step state, not
+    every environment's."""
+
+    @override
+    def step_reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Count:
+        return _count()
+
+    @override
+    def on_rollout(self, ctx: RolloutContext[Count], *, key: PRNGKeyArray) -> Count:
+        return Count(ctx.state.n.sum())
+
+
+@pytest.mark.parametrize("callback", [FloatingRollout(), OneEnvRollout()])
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_bad_rollout_state_raises_what_training_raises(
+    callback: AbstractCallback[EmptyCallbackState, Count], jit: bool
+) -> None:
+    stacked = Count(jnp.zeros((ALGO.num_envs,), jnp.int32))
+    ctx = rollout_context(ENV, POLICY, ALGO, key=KEY, state=stacked)
+    with pytest.raises(CallbackStateError) as info:
+        run_hook(callback, "on_rollout", ctx, key=KEY, jit=jit)
+    assert str(info.value) == _training_error(callback)
+    assert f"{type(callback).__name__}.on_rollout" in str(info.value)
+
+
 @final
 class Publisher(AbstractCallback[Count, EmptyCallbackStepState]):
     """Publishes its count, and stops once another callback's score is high."""
@@ -453,6 +829,7 @@ def test_every_hook_runs(hook: Any) -> None:
         "reset": reset,
         "step_reset": reset,
         "on_step": step_context(ENV, POLICY, ALGO, key=KEY, state=step),
+        "on_rollout": rollout_context(ENV, POLICY, ALGO, key=KEY, state=steps),
         "on_training_start": training_context(
             ENV, POLICY, ALGO, key=KEY, state=state, step_state=steps
         ),
@@ -533,4 +910,9 @@ def test_import_as_a_module() -> None:
     import lerax.callback.testing as kit
 
     assert kit.run_hook is run_hook
-    assert set(kit.__all__) >= {"reset_context", "run_hook", "batch_contexts"}
+    assert set(kit.__all__) >= {
+        "reset_context",
+        "rollout_context",
+        "run_hook",
+        "batch_contexts",
+    }

@@ -24,9 +24,9 @@ from lerax.callback.testing import (
     initial_states,
     iteration_context,
     reset_context,
+    rollout_context,
     run_hook,
     run_hook_vmapped,
-    step_context,
 )
 
 from .helpers import ALGO, ENV, POLICY, Counting, Endless, HostLog, Recorder
@@ -39,10 +39,16 @@ def _episodes(
     callback: Any, episodes: list[list[tuple[float, bool]]], iteration: int
 ) -> Any:
     """The stacked step states after each environment's steps ``(reward,
-    done)`` in iteration ``iteration``."""
+    done)`` in iteration ``iteration``, given to ``on_rollout`` as one
+    rollout (a shorter list is padded at its start with steps of reward 0
+    that end nothing: the returns and episode counts stay the same)."""
     reset = reset_context(ENV, POLICY, ALGO, key=KEY, total_timesteps=TOTAL)
-    first = run_hook(callback, "step_reset", reset, key=KEY)
-    base = step_context(
+    _, first = initial_states(callback, reset, key=KEY)
+    num_steps = max(len(steps) for steps in episodes)
+    padded = [[(0.0, False)] * (num_steps - len(s)) + s for s in episodes]
+    rewards = jnp.asarray([[r for r, _ in s] for s in padded], jnp.float32).T
+    dones = jnp.asarray([[d for _, d in s] for s in padded]).T
+    base = rollout_context(
         ENV,
         POLICY,
         ALGO,
@@ -50,22 +56,12 @@ def _episodes(
         state=first,
         iteration=iteration,
         total_timesteps=TOTAL,
-        truncated=False,
     )
-    rows = []
-    for steps in episodes:
-        state = first
-        for reward, done in steps:
-            ctx = dataclasses.replace(
-                base,
-                state=state,
-                reward=jnp.asarray(reward, jnp.float32),
-                terminated=jnp.asarray(done),
-            )
-            state = run_hook(callback, "on_step", ctx, key=KEY)
-        rows.append(state)
-    stacked: Any = jax.tree.map(lambda *x: jnp.stack(x), *rows)
-    return stacked
+    # Any number of steps: the kit's overrides keep the algorithm's.
+    ctx = dataclasses.replace(
+        base, rewards=rewards, terminated=dones, truncated=jnp.zeros_like(dones)
+    )
+    return run_hook(callback, "on_rollout", ctx, key=KEY)
 
 
 def _go_on(callback: Any, step_state: Any, iteration: int, **overrides: Any) -> bool:

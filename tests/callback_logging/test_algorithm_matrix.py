@@ -45,7 +45,6 @@ from lerax.policy import (
 from .logging_helpers import read_jsonl, read_wandb_run
 
 ITERATIONS = 3
-JAX_VERSION = tuple(int(part) for part in jax.__version__.split(".")[:2])
 
 Case = tuple[
     AbstractAlgorithm[Any, Any], AbstractEnv[Any, Any, Any], AbstractPolicy[Any, Any]
@@ -246,14 +245,6 @@ class LogReader(AbstractCallback[EmptyCallbackState, EmptyCallbackStepState]):
     it), and adds nothing else to the program."""
 
 
-@pytest.mark.xfail(
-    JAX_VERSION < (0, 11),
-    strict=True,
-    reason="known gap on JAX 0.10: with a LoggingCallback in the program, SAC's "
-    "parameters differ from a run without it in the last bit of a few values "
-    "(XLA compiles the update differently; need_log alone does not do it); "
-    "bitwise equal on JAX 0.12",
-)
 def test_sac_learns_bitwise_the_same_with_a_logger(tmp_path: Path) -> None:
     algo, env, policy = sac()
     total = ITERATIONS * algo.steps_per_iteration

@@ -33,12 +33,14 @@ from ..callback import (
     EmptyCallback,
     IterationContext,
     ResetContext,
+    RolloutContext,
     StepContext,
     TrainingContext,
 )
 from ..callback._discovery import published_names
 from ..callback._invoke import (
     call_continue_training,
+    call_on_rollout,
     call_on_step,
     call_on_training_end,
     call_on_training_start,
@@ -764,6 +766,29 @@ def _train(
         loop_key, k_update, k_cb_iter, k_cb_continue = keys[:_ITERATION_KEYS]
         step_keys = keys[_ITERATION_KEYS:].reshape(num_steps, num_envs, _STEP_KEYS)
         rollout, env_states, observations, cb_step_state = collect(s, active, step_keys)
+        rollout_ctx = RolloutContext(
+            state=cb_step_state,
+            env=env,
+            policy=s.policy,
+            algorithm_state=s.algorithm_state,
+            training_log=ctx_log(s.training_log),
+            observations=rollout.observations,
+            actions=rollout.actions,
+            next_observations=rollout.next_observations,
+            rewards=rollout.rewards,
+            terminated=rollout.terminated,
+            truncated=rollout.truncated,
+            iteration_count=s.iteration,
+            num_timesteps=s.timesteps,
+            locals=rollout.extras,
+            algorithm=algo,
+            run_index=index,
+            active=active,
+        )
+        # Its own key, folded from on_iteration's: the loop's split (and so
+        # everything an existing run draws) stays as it was.
+        k_cb_rollout = jr.fold_in(k_cb_iter, 1)
+        cb_step_state = call_on_rollout(callback, rollout_ctx, key=k_cb_rollout)
         # An algorithm that guards its own updates (with the check on) stops
         # changing its policy and state at its first non-finite loss or
         # gradient, so a stop needs no copy of them from before the update.

@@ -13,6 +13,7 @@ from ._base import EmptyCallbackState as EmptyCallbackState
 from ._base import EmptyCallbackStepState as EmptyCallbackStepState
 from ._context import IterationContext as IterationContext
 from ._context import ResetContext as ResetContext
+from ._context import RolloutContext as RolloutContext
 from ._context import StepContext as StepContext
 from ._context import TrainingContext as TrainingContext
 from ._empty import EmptyCallback as EmptyCallback

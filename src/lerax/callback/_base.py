@@ -11,7 +11,13 @@ from jaxtyping import Array, Bool, Float, Int
 from typing_extensions import override
 
 from .._custom_types import Key
-from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._context import (
+    IterationContext,
+    ResetContext,
+    RolloutContext,
+    StepContext,
+    TrainingContext,
+)
 from ._errors import CallbackStateError
 from ._hooks import check_hook_names
 from ._types import EnvT, PolicyT, StateT, StepStateT, TrainStateSaver
@@ -42,8 +48,10 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
     - ``StepStateT``: per-environment state, created by
       [`step_reset`][lerax.callback.AbstractCallback.step_reset] for each parallel
       environment and updated by [`on_step`][lerax.callback.AbstractCallback.on_step]
-      after each of that environment's steps. It persists across rollouts, so episode
-      statistics can span rollout boundaries.
+      after each of that environment's steps, or by
+      [`on_rollout`][lerax.callback.AbstractCallback.on_rollout] once per
+      iteration from the whole rollout (all environments at once). It persists
+      across rollouts, so episode statistics can span rollout boundaries.
       [`IterationContext`][lerax.callback.IterationContext] shows the step states of all
       environments stacked on a leading ``num_envs`` axis.
 
@@ -113,6 +121,24 @@ class AbstractCallback(eqx.Module, Generic[StateT, StepStateT, EnvT, PolicyT]):
 
         ``ctx`` holds that environment's transition (raw reward, terminated,
         truncated). Defaults to returning ``ctx.state``.
+        """
+        return ctx.state
+
+    def on_rollout(
+        self, ctx: RolloutContext[StepStateT, EnvT, PolicyT], *, key: Key
+    ) -> StepStateT:
+        """Update every environment's step state from the iteration's whole
+        rollout, once per iteration, after the rollout's ``on_step`` calls and
+        before the update.
+
+        ``ctx.state`` holds the step states of all environments (leading axis
+        ``num_envs``), ``ctx.rewards``, ``ctx.terminated`` and
+        ``ctx.truncated`` the rollout's transitions (leading axes
+        ``(num_steps, num_envs)``). What depends only on the transitions
+        (episode returns, lengths, counts) is cheaper here than in
+        ``on_step``: one vectorised computation per iteration instead of
+        a few small kernels per environment step. Defaults to returning
+        ``ctx.state``.
         """
         return ctx.state
 

@@ -126,6 +126,70 @@ class StepContext(
 
 
 @final
+class RolloutContext(
+    _HasAlgorithmState,
+    Generic[StepStateT_co, EnvT_co, PolicyT_co, AlgStateT_co],
+):
+    """Context of ``on_rollout``: one iteration's whole rollout, every step of
+    every environment, after it is collected and before the update.
+
+    The fields of [`StepContext`][lerax.callback.StepContext] for all of the
+    rollout's transitions at once, with leading axes ``(num_steps,
+    num_envs)``: a hook that needs only the rollout's rewards and episode
+    ends computes once per iteration, vectorised, what ``on_step`` computes
+    once per step.
+
+    Attributes:
+        state: the step states of all environments, leading axis
+            ``num_envs`` (after this rollout's ``on_step`` calls).
+        env: the environment.
+        policy: the policy that acted in this rollout.
+        algorithm_state: the algorithm's state (as of the last update).
+        training_log: the training log of the last update (zeros before the first).
+        observations: the observations the actions were chosen on.
+        actions: the actions taken (as the policy produced them).
+        next_observations: the observations after each step, before any
+            automatic reset (an episode's final observation where ``dones``).
+        rewards: the raw environment rewards, ``(num_steps, num_envs)``.
+        terminated: where an episode reached a terminal state.
+        truncated: where an episode was cut by its time limit.
+        iteration_count: iterations completed before this rollout.
+        num_timesteps: environment steps taken over all envs before this
+            rollout (its first step's ``num_timesteps``).
+        locals: the named arrays the algorithm exposes at each step, with
+            leading axes ``(num_steps, num_envs)``.
+        algorithm: the algorithm (its hyperparameters).
+        run_index: this run's index when training is vmapped over runs, else 0.
+        active: false only for a run that has already stopped early while other
+            runs vmapped with it go on (see
+            [`StepContext`][lerax.callback.StepContext]).
+    """
+
+    state: StepStateT_co
+    env: EnvT_co
+    policy: PolicyT_co
+    algorithm_state: AlgStateT_co
+    training_log: TrainingLog
+    observations: ArrayTree
+    actions: ArrayTree
+    next_observations: ArrayTree
+    rewards: Float[Array, "steps envs"]
+    terminated: Bool[Array, "steps envs"]
+    truncated: Bool[Array, "steps envs"]
+    iteration_count: Int[Array, ""]
+    num_timesteps: Int[Array, ""]
+    locals: NamedArrays
+    algorithm: AlgorithmInfo
+    run_index: Int[Array, ""]
+    active: Bool[Array, ""]
+
+    @property
+    def dones(self) -> Bool[Array, "steps envs"]:
+        """``terminated | truncated``: where an episode ended."""
+        return jnp.logical_or(self.terminated, self.truncated)
+
+
+@final
 class IterationContext(
     _HasAlgorithmState,
     Generic[StateT_co, StepStateT_co, EnvT_co, PolicyT_co, AlgStateT_co],

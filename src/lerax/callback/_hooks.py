@@ -9,6 +9,7 @@ HOOKS: Final[tuple[str, ...]] = (
     "reset",
     "step_reset",
     "on_step",
+    "on_rollout",
     "on_iteration",
     "metrics",
     "continue_training",

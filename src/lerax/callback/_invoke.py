@@ -12,7 +12,13 @@ from jaxtyping import Array, Bool, Float
 
 from .._custom_types import Key
 from ._base import AbstractCallback
-from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._context import (
+    IterationContext,
+    ResetContext,
+    RolloutContext,
+    StepContext,
+    TrainingContext,
+)
 from ._validation import check_continue, check_metrics, check_state
 
 S = TypeVar("S")
@@ -42,6 +48,14 @@ def call_on_step(
 ) -> T:
     state = callback.on_step(ctx, key=key)
     check_state(callback, "on_step", "step state", state, ctx.state)
+    return state
+
+
+def call_on_rollout(
+    callback: AbstractCallback[S, T, E, P], ctx: RolloutContext[T, E, P], *, key: Key
+) -> T:
+    state = callback.on_rollout(ctx, key=key)
+    check_state(callback, "on_rollout", "step states", state, ctx.state)
     return state
 
 

@@ -24,12 +24,19 @@ from .._custom_types import Key
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ._base import AbstractCallback, declared_type_arguments
-from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._context import (
+    IterationContext,
+    ResetContext,
+    RolloutContext,
+    StepContext,
+    TrainingContext,
+)
 from ._errors import CallbackStateError, in_member
 from ._invoke import (
     call_continue_training,
     call_metrics,
     call_on_iteration,
+    call_on_rollout,
     call_on_step,
     call_on_training_end,
     call_on_training_start,
@@ -252,6 +259,20 @@ class CallbackList(
     ) -> ListStepStateT:
         states = tuple(
             _call_member(call_on_step, i, cb, eqx.tree_at(lambda c: c.state, ctx, s), k)
+            for i, (cb, s, k) in enumerate(
+                zip(self.callbacks, ctx.state, self._keys(key), strict=True)
+            )
+        )
+        return cast(ListStepStateT, states)
+
+    @override
+    def on_rollout(
+        self, ctx: RolloutContext[ListStepStateT, EnvT, PolicyT], *, key: Key
+    ) -> ListStepStateT:
+        states = tuple(
+            _call_member(
+                call_on_rollout, i, cb, eqx.tree_at(lambda c: c.state, ctx, s), k
+            )
             for i, (cb, s, k) in enumerate(
                 zip(self.callbacks, ctx.state, self._keys(key), strict=True)
             )

@@ -10,6 +10,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, cast
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +20,9 @@ from jaxtyping import Array, Bool, jaxtyped
 from ._base import AbstractCallback, declared_state_types
 from ._errors import CallbackStateError
 
-Kind = Literal["state", "step state"]
+Kind = Literal["state", "step state", "step states"]
+"""What a hook returned: the state, one environment's step state, or every
+environment's (``on_rollout``'s, stacked on a leading ``num_envs`` axis)."""
 
 
 def check_state(
@@ -35,7 +38,8 @@ def check_state(
     Args:
         callback: the callback whose hook ran.
         hook: the hook's name, for the message.
-        kind: whether ``value`` is the iteration-level state or a step state.
+        kind: whether ``value`` is the iteration-level state, one
+            environment's step state or every environment's.
         value: what the hook returned.
         reference: the state the hook received (``None`` for ``reset`` and
             ``step_reset``, which create it); ``value`` must match its pytree
@@ -48,9 +52,18 @@ def check_state(
         value, cast(Any, declared)
     ):
         raise CallbackStateError(
-            f"{where} must return its declared {kind} type "
+            f"{where} must return its declared {_text(kind)} type "
             f"{_name(declared)}, got {_describe(value)}"
         )
+    if kind == "step states":
+        # Stacked over environments: the shapes must be the stacked ones,
+        # and the annotations (written for one environment) hold for each
+        # row; the first row's slice is traced only, and nothing uses it.
+        if reference is not None:
+            _check_same_structure(where, kind, value, reference, hook)
+        first = jax.tree.map(lambda x: x[0] if eqx.is_array(x) else x, value)
+        _check_annotations(where, "step state", first, "")
+        return
     _check_annotations(where, kind, value, "")
     if reference is not None:
         _check_same_structure(where, kind, value, reference, hook)
@@ -137,6 +150,7 @@ def _check_same_structure(
     where: str, kind: Kind, value: object, reference: object, hook: str
 ) -> None:
     origin = "reset" if kind == "state" else "step_reset"
+    origin += " (for every environment)" if kind == "step states" else ""
     got_leaves, got_def = jax.tree_util.tree_flatten_with_path(value)
     ref_leaves, ref_def = jax.tree_util.tree_flatten_with_path(reference)
     if not _equal(got_def, ref_def):
@@ -148,17 +162,22 @@ def _check_same_structure(
             extra = sorted(got_paths - ref_paths)
             detail = f" (missing leaves: {missing or 'none'}; extra leaves: {extra or 'none'})"
         raise CallbackStateError(
-            f"{where} returned a {kind} whose pytree structure differs from the one "
+            f"{where} returned a {_text(kind)} whose pytree structure differs from the one "
             f"created by {origin}{detail}: expected {ref_def}, got {got_def}"
         )
     for (path, got), (_, ref) in zip(got_leaves, ref_leaves, strict=True):
         got_sd, ref_sd = _shape_dtype(got), _shape_dtype(ref)
         if got_sd != ref_sd:
             raise CallbackStateError(
-                f"{where} returned a {kind} whose leaf {jax.tree_util.keystr(path)} "
+                f"{where} returned a {_text(kind)} whose leaf {jax.tree_util.keystr(path)} "
                 f"has {_fmt_sd(got_sd)}; expected {_fmt_sd(ref_sd)} as created by "
                 f"{origin} (a state must keep its shapes and dtypes across hooks)"
             )
+
+
+def _text(kind: Kind) -> str:
+    """``kind`` as the messages name it."""
+    return "step state" if kind == "step states" else kind
 
 
 def _equal(a: object, b: object) -> bool:

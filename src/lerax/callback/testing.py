@@ -31,17 +31,29 @@ from jaxtyping import Key as PRNGKey
 from .._custom_types import Key
 from ..algorithm import AbstractAlgorithm
 from ..algorithm._hyper import counter_dtype, show
-from ..algorithm._loop import check_env, check_policy, check_policy_fits
+from ..algorithm._loop import (
+    _batched_where,
+    check_env,
+    check_policy,
+    check_policy_fits,
+)
 from ..env import AbstractEnv
 from ..policy import AbstractPolicy
 from ..space import Box
 from ._base import AbstractCallback
-from ._context import IterationContext, ResetContext, StepContext, TrainingContext
+from ._context import (
+    IterationContext,
+    ResetContext,
+    RolloutContext,
+    StepContext,
+    TrainingContext,
+)
 from ._hooks import HOOKS
 from ._invoke import (
     call_continue_training,
     call_metrics,
     call_on_iteration,
+    call_on_rollout,
     call_on_step,
     call_on_training_end,
     call_on_training_start,
@@ -57,6 +69,7 @@ _T = TypeVar("_T")
 _AnyContext: TypeAlias = (
     ResetContext[Any, Any, Any]
     | StepContext[Any, Any, Any, Any]
+    | RolloutContext[Any, Any, Any, Any]
     | IterationContext[Any, Any, Any, Any, Any]
     | TrainingContext[Any, Any, Any, Any, Any]
 )
@@ -70,6 +83,7 @@ _HOOK_CALLS: dict[str, tuple[type, Callable[..., Any]]] = {
     "reset": (ResetContext, call_reset),
     "step_reset": (ResetContext, call_step_reset),
     "on_step": (StepContext, call_on_step),
+    "on_rollout": (RolloutContext, call_on_rollout),
     "on_iteration": (IterationContext, call_on_iteration),
     "metrics": (IterationContext, call_metrics),
     "continue_training": (IterationContext, call_continue_training),
@@ -227,6 +241,109 @@ def step_context(
         active=jnp.array(True),
     )
     ctx: StepContext[_T, _E, _P, Any] = _build(StepContext, where, fields, overrides)
+    return ctx
+
+
+def rollout_context(
+    env: _E,
+    policy: _P,
+    algorithm: AbstractAlgorithm[Any, Any],
+    *,
+    key: Key,
+    state: _T,
+    iteration: int = 0,
+    total_timesteps: int | None = None,
+    **overrides: object,
+) -> RolloutContext[_T, _E, _P, Any]:
+    """The context of ``on_rollout``: the whole rollout of iteration
+    ``iteration``, every step of every environment, as the training loop
+    builds it (after the rollout's ``on_step`` calls, before the update).
+
+    The defaults come from ``env.reset`` in each of ``algorithm.num_envs``
+    environments, then ``algorithm.num_steps`` steps of the algorithm's
+    ``act`` (the actions and ``locals``) and ``env.step`` in each (with
+    ``Box`` actions clipped to their bounds, and an environment whose episode
+    ended reset before its next step, as in training), stacked on leading
+    axes ``(num_steps, num_envs)``; the ``act`` of step ``t`` gets
+    ``timestep=iteration * algorithm.steps_per_iteration + t * num_envs``.
+    ``training_log`` holds ``algorithm.initial_training_log()`` (zeros);
+    ``iteration_count`` is ``iteration`` and ``num_timesteps``
+    ``iteration * algorithm.steps_per_iteration`` (iterations and steps
+    before this rollout); ``run_index`` is 0 and ``active`` true.
+
+    Args:
+        env: the environment.
+        policy: the policy (built for ``env``).
+        algorithm: the algorithm (its ``init_state`` gives ``algorithm_state``,
+            its ``act`` the actions, its ``num_envs`` and ``num_steps`` the
+            rollout's shape).
+        key: the key the defaults are drawn from.
+        state: every environment's callback step state, stacked on a leading
+            ``num_envs`` axis (as
+            [`initial_states`][lerax.callback.testing.initial_states]
+            returns it).
+        iteration: the iteration whose rollout this is, from 0.
+        total_timesteps: environment steps asked for (default: up to the end
+            of iteration ``iteration``).
+        **overrides: any field of
+            [`RolloutContext`][lerax.callback.RolloutContext], replacing its
+            default; nothing is recomputed from an override (``dones`` is
+            computed from ``terminated`` and ``truncated``). ``rewards``,
+            ``terminated`` and ``truncated`` take an array of shape
+            ``(num_steps, num_envs)`` (a NumPy array or nested list becomes
+            one of the dtype training gives: ``terminated=np.eye(4, 2,
+            dtype=bool)``); the scalar fields as in
+            [`step_context`][lerax.callback.testing.step_context].
+
+    Returns:
+        The context.
+
+    Raises:
+        TypeError: an override names no field of ``RolloutContext`` (the
+            message lists them) or has the wrong dtype or shape; ``env``,
+            ``policy`` or ``key`` is not what training accepts.
+        ValueError: ``state`` has an array leaf without a leading environment
+            axis of ``algorithm.num_envs``; ``iteration`` is negative or past
+            the run's last iteration; ``total_timesteps`` buys no iteration;
+            a ``training_log`` override names a statistic the algorithm does
+            not report.
+    """
+    where = "rollout_context"
+    _check_setup(where, env, policy, algorithm, key)
+    total = _total_timesteps(where, algorithm, total_timesteps, iteration, end=False)
+    _check_stacked(where, algorithm, state, name="state", size=algorithm.num_envs)
+    k_algorithm, k_reset, k_steps = jr.split(_typed(key), 3)
+    algorithm_state = _algorithm_state(
+        where, env, policy, algorithm, total_timesteps, total, k_algorithm
+    )
+    num_timesteps = _counter(iteration * algorithm.steps_per_iteration)
+    observations, actions, next_observations, rewards, terminated, truncated, extras = (
+        _collect(
+            env, policy, algorithm, algorithm_state, k_reset, k_steps, num_timesteps
+        )
+    )
+    fields: dict[str, object] = dict(
+        state=state,
+        env=env,
+        policy=policy,
+        algorithm_state=algorithm_state,
+        training_log=algorithm.initial_training_log(),
+        observations=observations,
+        actions=actions,
+        next_observations=next_observations,
+        rewards=rewards,
+        terminated=terminated,
+        truncated=truncated,
+        iteration_count=_counter(iteration),
+        num_timesteps=num_timesteps,
+        locals=extras,
+        algorithm=algorithm,
+        run_index=jnp.zeros((), jnp.int32),
+        active=jnp.array(True),
+    )
+    ctx: RolloutContext[_T, _E, _P, Any] = _build(
+        RolloutContext, where, fields, overrides
+    )
     return ctx
 
 
@@ -488,6 +605,15 @@ def run_hook(
 @overload
 def run_hook(
     callback: AbstractCallback[_S, _T, _E, _P],
+    hook: Literal["on_rollout"],
+    ctx: RolloutContext[_T, _E, _P, Any],
+    *,
+    key: Key,
+    jit: bool = False,
+) -> _T: ...
+@overload
+def run_hook(
+    callback: AbstractCallback[_S, _T, _E, _P],
     hook: Literal["on_iteration"],
     ctx: IterationContext[_S, _T, _E, _P, Any],
     *,
@@ -546,7 +672,8 @@ def run_hook(
             too).
         hook: the hook's name, one of [`HOOKS`][lerax.callback.HOOKS].
         ctx: the context that hook takes: a ``ResetContext`` for ``reset``
-            and ``step_reset``, a ``StepContext`` for ``on_step``, an
+            and ``step_reset``, a ``StepContext`` for ``on_step``, a
+            ``RolloutContext`` for ``on_rollout``, an
             ``IterationContext`` for ``on_iteration``, ``metrics`` and
             ``continue_training``, a ``TrainingContext`` for
             ``on_training_start`` and ``on_training_end``.
@@ -593,6 +720,15 @@ def run_hook_vmapped(
     callback: AbstractCallback[_S, _T, _E, _P],
     hook: Literal["on_step"],
     ctx: StepContext[_T, _E, _P, Any],
+    *,
+    keys: _Keys,
+    jit: bool = False,
+) -> _T: ...
+@overload
+def run_hook_vmapped(
+    callback: AbstractCallback[_S, _T, _E, _P],
+    hook: Literal["on_rollout"],
+    ctx: RolloutContext[_T, _E, _P, Any],
     *,
     keys: _Keys,
     jit: bool = False,
@@ -762,8 +898,16 @@ def _check_call(where: str, callback: object, hook: object, ctx: object) -> None
         )
 
 
-def _check_stacked(where: str, algorithm: _AnyAlgorithm, step_state: object) -> None:
-    """Every array leaf of ``step_state`` has one leading environment axis."""
+def _check_stacked(
+    where: str,
+    algorithm: _AnyAlgorithm,
+    step_state: object,
+    *,
+    name: str = "step_state",
+    size: int | None = None,
+) -> None:
+    """Every array leaf of ``step_state`` (the argument ``name``) has one
+    leading environment axis (of ``size``, if given)."""
     leaves = jax.tree_util.tree_flatten_with_path(step_state)[0]
     sizes = set()
     for path, leaf in leaves:
@@ -772,15 +916,22 @@ def _check_stacked(where: str, algorithm: _AnyAlgorithm, step_state: object) -> 
         shape = jnp.shape(leaf)
         if not shape:
             raise ValueError(
-                f"{where}: step_state must hold every environment's step state "
+                f"{where}: {name} must hold every environment's step state "
                 f"stacked on a leading axis (num_envs={algorithm.num_envs} in "
                 "training; initial_states builds one), got leaf "
-                f"step_state{jax.tree_util.keystr(path)} of shape ()"
+                f"{name}{jax.tree_util.keystr(path)} of shape ()"
+            )
+        if size is not None and shape[0] != size:
+            raise ValueError(
+                f"{where}: {name} must hold the step states of the rollout's "
+                f"num_envs={size} environments (algorithm.num_envs) stacked on "
+                "a leading axis (initial_states builds one), got leaf "
+                f"{name}{jax.tree_util.keystr(path)} of shape {shape}"
             )
         sizes.add(shape[0])
     if len(sizes) > 1:
         raise ValueError(
-            f"{where}: step_state's leaves must share one leading environment "
+            f"{where}: {name}'s leaves must share one leading environment "
             f"axis, got leading sizes {sorted(sizes)}"
         )
 
@@ -843,6 +994,68 @@ def _algorithm_state(
         raise
 
 
+@eqx.filter_jit  # compiled once per configuration, not per call
+def _collect(
+    env: AbstractEnv[Any, Any, Any],
+    policy: AbstractPolicy[Any, Any],
+    algorithm: AbstractAlgorithm[Any, Any],
+    algorithm_state: Any,
+    k_reset: Key,
+    k_steps: Key,
+    num_timesteps: Array,
+) -> tuple[Any, ...]:
+    """A rollout of ``algorithm.num_steps`` steps in each of
+    ``algorithm.num_envs`` environments, as the training loop collects it:
+    ``(observations, actions, next_observations, rewards, terminated,
+    truncated, extras)`` with leading axes ``(num_steps, num_envs)``."""
+    num_envs, num_steps = algorithm.num_envs, algorithm.num_steps
+
+    def reset(k: Key) -> tuple[Any, Any]:
+        return env.reset(key=k)
+
+    def one_env(
+        env_state: Any, observation: Any, timestep: Array, keys: PRNGKey[Array, " 3"]
+    ) -> Any:
+        k_act, k_step, _ = keys
+        action, extras = algorithm.act(
+            policy, algorithm_state, observation, timestep=timestep, key=k_act
+        )
+        ts = env.step(env_state, _env_action(env.action_space, action), key=k_step)
+        record = (
+            observation,
+            action,
+            ts.observation,
+            ts.reward,
+            ts.terminated,
+            ts.truncated,
+            extras,
+        )
+        return (ts.state, ts.observation), ts.done, record
+
+    def step(carry: Any, xs: tuple[Array, PRNGKey[Array, "envs 3"]]) -> tuple[Any, Any]:
+        env_states, observations = carry
+        t, keys = xs
+        timestep = num_timesteps + t * num_envs
+        stepped, done, record = jax.vmap(one_env, in_axes=(0, 0, None, 0))(
+            env_states, observations, timestep, keys
+        )
+        # The loop's automatic reset: an environment whose episode ended
+        # starts a new one (from its own key) before its next step.
+        resets = jax.vmap(reset)(keys[:, 2])
+        return _batched_where(done, resets, stepped), record
+
+    step_keys = jr.split(k_steps, num_steps * num_envs * 3)
+    _, records = jax.lax.scan(
+        step,
+        jax.vmap(reset)(jr.split(k_reset, num_envs)),
+        (
+            jnp.arange(num_steps, dtype=num_timesteps.dtype),
+            step_keys.reshape(num_steps, num_envs, 3),
+        ),
+    )
+    return tuple(records)
+
+
 def _counter(value: int) -> Array:
     """A training counter, in the loop's dtype (int32, or int64 with x64)."""
     return jnp.asarray(value, counter_dtype())
@@ -876,12 +1089,24 @@ _SCALARS: dict[str, Literal["bool", "int", "float", "counter"]] = {
     "reward": "float",
 }
 
+# The rollout's per-transition fields, of shape (num_steps, num_envs): an
+# override given as a NumPy array or nested list of that shape becomes one.
+_TRANSITIONS: dict[str, Literal["bool", "float"]] = {
+    "rewards": "float",
+    "terminated": "bool",
+    "truncated": "bool",
+}
+_TRANSITION_FIELDS: dict[type, dict[str, Literal["bool", "float"]]] = {
+    RolloutContext: _TRANSITIONS
+}
+
 
 def _build(
     cls: type, where: str, fields: dict[str, object], overrides: Mapping[str, object]
 ) -> Any:
     """``cls(**fields)`` with ``overrides`` applied, each checked."""
     names = [f.name for f in dataclasses.fields(cls)]
+    transitions = _TRANSITION_FIELDS.get(cls, {})
     for name, value in overrides.items():
         if name not in names:
             why = ""
@@ -895,6 +1120,8 @@ def _build(
             fields[name] = _training_log(where, fields[name], value)
         elif name == "metrics":
             fields[name] = _metrics(where, value)
+        elif name in transitions:
+            fields[name] = _transitions(where, name, value, fields[name])
         elif name in _SCALARS:
             fields[name] = _scalar(where, name, value, fields[name])
         else:
@@ -924,6 +1151,34 @@ def _scalar(where: str, name: str, value: object, default: object) -> Array:
         f"{where}: {name} must be a {dtype} scalar array, as training gives it, "
         f"or a Python {'int' if kind == 'counter' else kind} (converted to one), "
         f"got {name}={show(value)}"
+    )
+
+
+def _transitions(where: str, name: str, value: object, default: object) -> Array:
+    """``value`` as the ``(num_steps, num_envs)`` array training gives for the
+    rollout field ``name`` (of ``default``'s shape and dtype)."""
+    expected = jnp.asarray(default)
+    shape, dtype = expected.shape, expected.dtype
+    kind = _TRANSITIONS[name]
+    if isinstance(value, jax.Array):
+        if value.shape == shape and value.dtype == dtype:
+            return value
+    elif isinstance(value, np.ndarray | list | tuple):
+        try:
+            host = np.asarray(value)
+        except ValueError:  # a ragged nested list
+            host = None
+        if host is not None and host.shape == shape:
+            if kind == "bool" and host.dtype == np.bool_:
+                return jnp.asarray(host, dtype)
+            if kind == "float" and host.dtype.kind in "iuf":
+                return jnp.asarray(host, dtype)
+    what = "bools" if kind == "bool" else "numbers"
+    raise TypeError(
+        f"{where}: {name} must be a {dtype} array of shape {shape} "
+        "(num_steps, num_envs), as training gives it, or a NumPy array or "
+        f"nested list of {what} of that shape (converted to one), got "
+        f"{name}={show(value)}"
     )
 
 
@@ -1055,6 +1310,7 @@ def _same(a: object, b: object) -> bool:
 __all__ = [
     "reset_context",
     "step_context",
+    "rollout_context",
     "iteration_context",
     "training_context",
     "initial_states",

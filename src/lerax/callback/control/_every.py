@@ -13,11 +13,18 @@ from typing_extensions import TypeVar, override
 
 from ..._custom_types import Key
 from .._base import AbstractCallback
-from .._context import IterationContext, ResetContext, StepContext, TrainingContext
+from .._context import (
+    IterationContext,
+    ResetContext,
+    RolloutContext,
+    StepContext,
+    TrainingContext,
+)
 from .._discovery import published_names
 from .._errors import CallbackStateError
 from .._invoke import (
     call_continue_training,
+    call_on_rollout,
     call_on_step,
     call_on_training_end,
     call_on_training_start,
@@ -156,6 +163,15 @@ class EveryN(
     ) -> InnerStepStateT:
         """The wrapped callback's ``on_step``, at every step."""
         step_state: InnerStepStateT = call_on_step(self.callback, ctx, key=key)
+        return step_state
+
+    @override
+    def on_rollout(
+        self, ctx: RolloutContext[InnerStepStateT, EnvT, PolicyT], *, key: Key
+    ) -> InnerStepStateT:
+        """The wrapped callback's ``on_rollout``, at every rollout (step
+        states follow every step, as ``on_step``)."""
+        step_state: InnerStepStateT = call_on_rollout(self.callback, ctx, key=key)
         return step_state
 
     @override

@@ -13,14 +13,19 @@ from ..._custom_types import Key
 from ...env import AbstractEnv
 from ...policy import AbstractPolicy
 from .._base import AbstractCallback, EmptyCallbackState, EmptyCallbackStepState
-from .._context import IterationContext, ResetContext, StepContext, TrainingContext
+from .._context import (
+    IterationContext,
+    ResetContext,
+    RolloutContext,
+    TrainingContext,
+)
 from .._episodes import (
     EMA_NAMES,
     ROLLOUT_NAMES,
     EpisodeStatistics,
     initial_statistics,
     summarize,
-    update_statistics,
+    update_statistics_over,
 )
 from ._gate import read_metric, scalar_field
 
@@ -125,17 +130,17 @@ class StopOnRewardThreshold(AbstractCallback[EmptyCallbackState, EpisodeStatisti
         return initial_statistics()
 
     @override
-    def on_step(
-        self, ctx: StepContext[EpisodeStatistics, AnyEnv, AnyPolicy], *, key: Key
+    def on_rollout(
+        self, ctx: RolloutContext[EpisodeStatistics, AnyEnv, AnyPolicy], *, key: Key
     ) -> EpisodeStatistics:
-        """Add the step's raw reward (only when ``key`` is a training
-        statistic)."""
+        """Add the rollout's raw rewards (only when ``key`` is a training
+        statistic), once per iteration over all steps and environments."""
         if not self.tracks_episodes:
             return ctx.state
-        return update_statistics(
+        return update_statistics_over(
             ctx.state,
-            ctx.reward,
-            ctx.done,
+            ctx.rewards,
+            ctx.dones,
             ctx.iteration_count,
             every=1,
             ema_alpha=self.ema_alpha,
@@ -416,11 +421,12 @@ class StopOnMaxEpisodes(AbstractCallback[EmptyCallbackState, EpisodeCount]):
         return EpisodeCount(jnp.zeros((), jnp.int32))
 
     @override
-    def on_step(
-        self, ctx: StepContext[EpisodeCount, AnyEnv, AnyPolicy], *, key: Key
+    def on_rollout(
+        self, ctx: RolloutContext[EpisodeCount, AnyEnv, AnyPolicy], *, key: Key
     ) -> EpisodeCount:
-        """Count an episode that ended at this step."""
-        return EpisodeCount(ctx.state.episodes + ctx.done.astype(jnp.int32))
+        """Count the episodes that ended in this rollout, per environment."""
+        ended = jnp.sum(ctx.dones.astype(jnp.int32), axis=0)
+        return EpisodeCount(ctx.state.episodes + ended)
 
     @override
     def continue_training(

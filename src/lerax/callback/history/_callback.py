@@ -16,7 +16,12 @@ from ..._custom_types import Key
 from ...env import AbstractEnv
 from ...policy import AbstractPolicy
 from .._base import AbstractCallback
-from .._context import IterationContext, ResetContext, StepContext, TrainingContext
+from .._context import (
+    IterationContext,
+    ResetContext,
+    RolloutContext,
+    TrainingContext,
+)
 from .._episodes import (
     EMA_NAMES,
     EPISODES_NAME,
@@ -25,7 +30,7 @@ from .._episodes import (
     EpisodeStatistics,
     initial_statistics,
     summarize,
-    update_statistics,
+    update_statistics_over,
 )
 from .._invoke import DiscoveryMetrics
 
@@ -186,14 +191,15 @@ class HistoryCallback(AbstractCallback[HistoryState, EpisodeStatistics]):
         return initial_statistics()
 
     @override
-    def on_step(
-        self, ctx: StepContext[EpisodeStatistics, AnyEnv, AnyPolicy], *, key: Key
+    def on_rollout(
+        self, ctx: RolloutContext[EpisodeStatistics, AnyEnv, AnyPolicy], *, key: Key
     ) -> EpisodeStatistics:
-        """Add the step's raw reward; on ``done``, close the episode."""
-        return update_statistics(
+        """Add the rollout's raw rewards; where an episode ended, close it
+        (once per iteration, over all steps and environments at once)."""
+        return update_statistics_over(
             ctx.state,
-            ctx.reward,
-            ctx.done,
+            ctx.rewards,
+            ctx.dones,
             ctx.iteration_count,
             self.every,
             self.ema_alpha,

@@ -30,7 +30,12 @@ from ..._host import (
 from ...env import AbstractEnv
 from ...policy import AbstractPolicy
 from .._base import AbstractCallback
-from .._context import IterationContext, ResetContext, StepContext, TrainingContext
+from .._context import (
+    IterationContext,
+    ResetContext,
+    RolloutContext,
+    TrainingContext,
+)
 from .._episodes import EMA_NAMES as _EMA_NAMES
 from .._episodes import ROLLOUT_NAMES as _ROLLOUT_NAMES
 from .._episodes import WINDOW_NAMES as _WINDOW_NAMES
@@ -38,7 +43,7 @@ from .._episodes import (
     EpisodeStatistics,
     initial_statistics,
     summarize,
-    update_statistics,
+    update_statistics_over,
 )
 from .._types import AlgorithmInfo
 from ._backend import AbstractLoggingBackend, HParamValue, LoggingBackendError
@@ -429,17 +434,24 @@ class LoggingCallback(AbstractCallback[LoggingState, EpisodeStatistics]):
         return initial_statistics()
 
     @override
-    def on_step(
+    def on_rollout(
         self,
-        ctx: StepContext[EpisodeStatistics, AnyEnv, AnyPolicy],
+        ctx: RolloutContext[EpisodeStatistics, AnyEnv, AnyPolicy],
         *,
         key: Key,
     ) -> EpisodeStatistics:
-        """Add the step's raw reward; on ``done``, close the episode."""
+        """Add the rollout's raw rewards; where an episode ended, close it.
+        Once per iteration, over all steps and environments at once (per
+        step, it was a few kernels per environment step)."""
         # The window describes the episodes since the last logged iteration.
         every = self.iterations_between_logs(ctx.algorithm)
-        return update_statistics(
-            ctx.state, ctx.reward, ctx.done, ctx.iteration_count, every, self.ema_alpha
+        return update_statistics_over(
+            ctx.state,
+            ctx.rewards,
+            ctx.dones,
+            ctx.iteration_count,
+            every,
+            self.ema_alpha,
         )
 
     @override
