@@ -32,10 +32,10 @@ class EpisodeStatistics(eqx.Module):
     result.
 
     The statistics are kept in two arrays, one float and one integer, and
-    read through properties: updated at every environment step, ten arrays
-    would be ten kernels per step for XLA on a CPU, which costs several
-    percent of an iteration of the algorithms that take one step per
-    iteration (SAC, TD3; BENCHMARKS.md).
+    read through properties: updated at every iteration (in ``on_rollout``),
+    ten arrays would be ten kernels per iteration for XLA on a CPU, which
+    costs several percent of an iteration of the algorithms whose iterations
+    are short (SAC, TD3, A2C; BENCHMARKS.md).
 
     Attributes:
         values: ``episode_return``, ``return_ema``, ``length_ema``,
@@ -142,20 +142,17 @@ def update_statistics(
     s: EpisodeStatistics,
     reward: Float[Array, "*envs"],
     done: Bool[Array, "*envs"],
-    iteration_count: Int[Array, ""],
-    every: int,
+    start: Int[Array, ""],
     ema_alpha: float,
 ) -> EpisodeStatistics:
     """Add one step's raw reward; on ``done``, close the episode (of one
     environment, or of several at once along a leading axis).
 
-    ``iteration_count`` is the iterations completed before the step and
-    ``every`` the iterations between recorded ones: the window restarts when
-    a new period of ``every`` iterations begins (a hook can only update step
-    state in ``on_step``). The new statistics are built as two stacked
-    arrays, which XLA computes in one fused kernel each.
+    ``start`` is the first iteration of the logging window the step belongs
+    to: the window restarts when a new one begins (a hook can only update
+    step states in ``on_step`` and ``on_rollout``). The new statistics are
+    built as two stacked arrays, which XLA computes in one fused kernel each.
     """
-    start = (iteration_count // every) * every
     current = s.window_iteration == start
     episodes = jnp.where(current, s.window_episodes, 0)
     return_sum = jnp.where(current, s.window_return_sum, 0.0)
@@ -207,13 +204,15 @@ def update_statistics_over(
     iteration, where ``on_step`` costs a few kernels per step.
     """
 
+    # The window the rollout belongs to starts at the last multiple of
+    # ``every`` (``iteration_count`` itself when every iteration is logged).
+    start = iteration_count if every == 1 else iteration_count - iteration_count % every
+
     def step(
         st: EpisodeStatistics, xs: tuple[Float[Array, " envs"], Bool[Array, " envs"]]
     ) -> tuple[EpisodeStatistics, None]:
         reward, done = xs
-        return update_statistics(
-            st, reward, done, iteration_count, every, ema_alpha
-        ), None
+        return update_statistics(st, reward, done, start, ema_alpha), None
 
     steps = rewards.shape[0]
     out, _ = jax.lax.scan(step, s, (rewards, dones), unroll=max(1, min(steps, 16)))
