@@ -16,6 +16,7 @@ from lerax.callback import (
     EmptyCallbackStepState,
     IterationContext,
     ResetContext,
+    RolloutContext,
     StepContext,
 )
 from lerax.env import CartPole, Pendulum
@@ -52,6 +53,20 @@ class WrongReturn(AbstractCallback[Iterations, Episodes]):
         self, ctx: IterationContext[Iterations, Episodes], *, key: PRNGKeyArray
     ) -> Bool[Array, ""]:
         return True  # expect-error
+
+
+@final
+class WrongRollout(AbstractCallback[Iterations, Episodes]):
+    def reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Iterations:
+        return Iterations(jnp.array(0, jnp.int32))
+
+    def step_reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Episodes:
+        return Episodes(jnp.array(0, jnp.int32))
+
+    def on_rollout(
+        self, ctx: RolloutContext[Episodes], *, key: PRNGKeyArray
+    ) -> Episodes:
+        return Iterations(ctx.state.count)  # expect-error
 
 
 @final

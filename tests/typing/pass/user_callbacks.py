@@ -15,6 +15,7 @@ from lerax.callback import (
     EmptyCallbackStepState,
     IterationContext,
     ResetContext,
+    RolloutContext,
     StepContext,
 )
 from lerax.env import CartPole
@@ -64,6 +65,21 @@ class EpisodeCounter(AbstractCallback[EmptyCallbackState, Episodes]):
     def on_step(self, ctx: StepContext[Episodes], *, key: PRNGKeyArray) -> Episodes:
         assert_type(ctx.state, Episodes)
         return Episodes(ctx.state.count + ctx.done.astype(jnp.int32))
+
+
+@final
+class RolloutEpisodeCounter(AbstractCallback[EmptyCallbackState, Episodes]):
+    """The same count from the whole rollout: every environment's state."""
+
+    def step_reset(self, ctx: ResetContext, *, key: PRNGKeyArray) -> Episodes:
+        return Episodes(jnp.array(0, jnp.int32))
+
+    def on_rollout(
+        self, ctx: RolloutContext[Episodes], *, key: PRNGKeyArray
+    ) -> Episodes:
+        assert_type(ctx.state, Episodes)
+        ended = ctx.dones.astype(jnp.int32).sum(axis=0)
+        return Episodes(ctx.state.count + ended)
 
 
 @final

@@ -84,7 +84,7 @@ class EveryN(
     ``on_training_end``, on its final iteration (a context rebuilt from the
     training context), so the wrapped callback always sees the run's end.
 
-    Every other hook (``reset``, ``step_reset``, ``on_step``,
+    Every other hook (``reset``, ``step_reset``, ``on_step``, ``on_rollout``,
     ``on_training_start``, ``continue_training``, ``on_training_end``) and
     [`host_ids`][lerax.callback.AbstractCallback.host_ids] go to the wrapped
     callback every time. Its state is kept in
