@@ -215,7 +215,7 @@ def update_statistics_over(
         return update_statistics(st, reward, done, start, ema_alpha), None
 
     steps = rewards.shape[0]
-    out, _ = jax.lax.scan(step, s, (rewards, dones), unroll=max(1, min(steps, 16)))
+    out, _ = jax.lax.scan(step, s, (rewards, dones), unroll=min(steps, 16))
     return out
 
 

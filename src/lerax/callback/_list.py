@@ -253,12 +253,17 @@ class CallbackList(
         )
         return cast(ListStepStateT, states)
 
-    @override
-    def on_step(
-        self, ctx: StepContext[ListStepStateT, EnvT, PolicyT], *, key: Key
+    def _each_step_state(
+        self,
+        call: "_MemberHook[object]",
+        ctx: StepContext[ListStepStateT, EnvT, PolicyT]
+        | RolloutContext[ListStepStateT, EnvT, PolicyT],
+        key: Key,
     ) -> ListStepStateT:
+        """Call a hook that updates step states (``on_step``, ``on_rollout``)
+        of every member, with its own step state in ``ctx.state``."""
         states = tuple(
-            _call_member(call_on_step, i, cb, eqx.tree_at(lambda c: c.state, ctx, s), k)
+            _call_member(call, i, cb, eqx.tree_at(lambda c: c.state, ctx, s), k)
             for i, (cb, s, k) in enumerate(
                 zip(self.callbacks, ctx.state, self._keys(key), strict=True)
             )
@@ -266,18 +271,16 @@ class CallbackList(
         return cast(ListStepStateT, states)
 
     @override
+    def on_step(
+        self, ctx: StepContext[ListStepStateT, EnvT, PolicyT], *, key: Key
+    ) -> ListStepStateT:
+        return self._each_step_state(call_on_step, ctx, key)
+
+    @override
     def on_rollout(
         self, ctx: RolloutContext[ListStepStateT, EnvT, PolicyT], *, key: Key
     ) -> ListStepStateT:
-        states = tuple(
-            _call_member(
-                call_on_rollout, i, cb, eqx.tree_at(lambda c: c.state, ctx, s), k
-            )
-            for i, (cb, s, k) in enumerate(
-                zip(self.callbacks, ctx.state, self._keys(key), strict=True)
-            )
-        )
-        return cast(ListStepStateT, states)
+        return self._each_step_state(call_on_rollout, ctx, key)
 
     @override
     def on_iteration(
