@@ -25,7 +25,9 @@ machine load. Every timing blocks until the result is ready.
 Reported per algorithm and variant: the first call, the median and the
 minimum of the timed calls, and three ratios to "no callback": of the medians,
 of the minima, and "paired" (the median over repeats of each call's time over
-the no-callback call of the same repeat, which resists slow drifts in load).
+the no-callback call of the same repeat, which resists slow drifts in load),
+with a 95 % bootstrap interval for that paired median (the repeats resampled:
+how precisely this run pins the ratio down).
 
 Run: ``.venv/bin/python bench/logging_per_algorithm.py`` (``--repeats``,
 default 7; ``--only ppo a2c ...``; ``--budget sac=4096 ...`` changes a
@@ -34,6 +36,7 @@ budgets, a smoke run; ``--raw`` also prints every timed call).
 """
 
 import argparse
+import random
 import statistics
 import tempfile
 import time
@@ -132,6 +135,21 @@ def ready(tree: Any) -> None:
             leaf.block_until_ready()
 
 
+def paired_interval(
+    ratios: list[float], level: float = 0.95, resamples: int = 4000
+) -> tuple[float, float]:
+    """A percentile-bootstrap interval (``level``) for the median of the
+    paired ratios: how far the reported median could be from the machine's
+    true ratio, given this run's spread (seeded, so a rerun on the same
+    timings prints the same interval)."""
+    rng = random.Random(0)
+    medians = sorted(
+        statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples)
+    )
+    tail = (1.0 - level) / 2.0
+    return medians[int(tail * resamples)], medians[int((1.0 - tail) * resamples) - 1]
+
+
 def parse_budgets(
     items: list[str], names: Collection[str] = tuple(CONTENDERS)
 ) -> dict[str, int]:
@@ -204,7 +222,7 @@ def run(
     print(
         f"  {'variant':24s} {'first call':>10s} {'median':>8s} {'min':>8s} "
         f"{'ratio (median)':>15s} {'ratio (min)':>12s} {'ratio (paired)':>15s} "
-        f"{'recompiles':>10s}"
+        f"{'paired 95% CI':>15s} {'recompiles':>10s}"
     )
     base = times["no callback"]
     worst = 0.0
@@ -212,14 +230,17 @@ def run(
         ts = times[label]
         if raw:
             print(f"  {label}: {' '.join(f'{t:.3f}' for t in ts)}")
-        paired = statistics.median(t / b for t, b in zip(ts, base, strict=True))
+        ratios = [t / b for t, b in zip(ts, base, strict=True)]
+        paired = statistics.median(ratios)
+        low, high = paired_interval(ratios)
         if label != "no callback":
             worst = max(worst, paired)
         print(
             f"  {label:24s} {first[label]:9.2f}s {statistics.median(ts):7.3f}s "
             f"{min(ts):7.3f}s "
             f"{statistics.median(ts) / statistics.median(base):15.3f} "
-            f"{min(ts) / min(base):12.3f} {paired:15.3f} {recompiles[label]:10d}",
+            f"{min(ts) / min(base):12.3f} {paired:15.3f} "
+            f"{f'[{low:.3f}, {high:.3f}]':>15s} {recompiles[label]:10d}",
             flush=True,
         )
     return worst

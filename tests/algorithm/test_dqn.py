@@ -444,7 +444,18 @@ def test_learning_starts_beyond_the_run_raises_before_compiling() -> None:
     algo = small_dqn(learning_starts=50)
     with pytest.raises(
         ValueError,
-        match=r"DQN: learning_starts=50 is larger than the run's 40 environment steps",
+        match=r"DQN: learning_starts=50 is larger than the run: 10 iterations of 4 "
+        r"steps = 40 environment steps",
+    ):
+        algo.train(ENV, MLPQPolicy(ENV, key=jr.key(0)), 40, key=jr.key(1))
+
+
+def test_batch_size_beyond_the_run_raises_before_compiling() -> None:
+    algo = small_dqn(learning_starts=0, batch_size=48)
+    with pytest.raises(
+        ValueError,
+        match=r"DQN: batch_size=48 is larger than the run: 10 iterations of 4 steps "
+        r"= 40 environment steps, .*batch_size must be at most",
     ):
         algo.train(ENV, MLPQPolicy(ENV, key=jr.key(0)), 40, key=jr.key(1))
 

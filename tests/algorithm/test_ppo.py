@@ -288,9 +288,7 @@ def synthetic_rollout(algo: PPO, key: jax.Array) -> Rollout:
     )
 
 
-def test_update_without_log_updates_like_with_log_and_the_log_is_the_last_epoch() -> (
-    None
-):
+def test_without_need_log_updates_alike_and_the_log_is_the_last_epoch() -> None:
     """Three epochs: ``update`` with ``need_log`` (the last epoch a loop of its
     own, for the statistics) and without (one loop) give bitwise the same
     parameters and optimizer state; the statistics are the means over the

@@ -286,7 +286,8 @@ def test_seeds_under_vmap_match_single_runs_and_a_stopped_seed_keeps_its_counter
             ValueError,
             r"target_entropy must be in \(-inf, inf\)",
         ),
-        ({"tau": 1.5}, ValueError, r"SAC: tau must be in \[0, 1\], got tau=1.5"),
+        ({"tau": 1.5}, ValueError, r"SAC: tau must be in \(0, 1\], got tau=1.5"),
+        ({"tau": 0.0}, ValueError, r"SAC: tau must be in \(0, 1\], got tau=0.0"),
         (
             {"learning_rate": float("nan")},
             ValueError,
@@ -327,6 +328,12 @@ def test_bad_environment_policy_or_run_length_raises_before_compiling() -> None:
         r"steps = 200 environment steps",
     ):
         SAC().learn(ENV, tiny_policy(0), 200, key=jr.key(0))
+    with pytest.raises(
+        ValueError,
+        match=r"SAC: batch_size=256 is larger than the run: 200 iterations of 1 "
+        r"steps = 200 environment steps",
+    ):
+        SAC(learning_starts=0).learn(ENV, tiny_policy(0), 200, key=jr.key(0))
 
 
 def test_float_hyperparameters_are_float32_leaves_and_choices_are_static() -> None:

@@ -243,6 +243,7 @@ def test_seeds_under_vmap_match_single_runs_and_a_stopped_seed_keeps_its_counter
         ({"target_noise_clip": float("nan")}, r"target_noise_clip must be in \[0"),
         ({"max_grad_norm": 0.0}, r"TD3: max_grad_norm must be in \(0, inf\]"),
         ({"gamma": 1.01}, r"TD3: gamma must be in \[0, 1\], got gamma=1.01"),
+        ({"tau": 0.0}, r"TD3: tau must be in \(0, 1\], got tau=0.0"),
     ],
 )
 def test_bad_configuration(kwargs: dict[str, Any], match: str) -> None:
@@ -274,6 +275,12 @@ def test_bad_environment_policy_or_run_length_raises_before_compiling() -> None:
         match=r"TD3: learning_starts=1000 is larger than the run: 999 iterations",
     ):
         TD3().learn(ENV, tiny_policy(0), 999, key=jr.key(0))
+    with pytest.raises(
+        ValueError,
+        match=r"TD3: batch_size=100 is larger than the run: 50 iterations of 1 "
+        r"steps = 50 environment steps",
+    ):
+        TD3(learning_starts=0).learn(ENV, tiny_policy(0), 50, key=jr.key(0))
 
 
 def test_float_hyperparameters_are_float32_leaves_and_sizes_are_static() -> None:

@@ -1,4 +1,6 @@
-"""Training algorithms; one loop in the base class owns every callback hook call."""
+"""Training algorithms and their one training loop (a module of its own), which
+owns every callback hook call; an algorithm supplies its acting, its update and
+its state."""
 
 from ..errors import NonFiniteError as NonFiniteError
 from ..errors import TrainingInterrupted as TrainingInterrupted

@@ -63,7 +63,8 @@ class A2C(AbstractAlgorithm[ActorCritic, A2CState]):
 
     Defaults are SB3's A2C defaults with the SB3 zoo's 8 environments for
     CartPole. ``on_step`` callbacks see ``ctx.locals`` = ``{"log_prob",
-    "value"}``. The training log holds ``loss``, ``policy_loss``,
+    "value"}`` (``on_rollout``'s, the same for the whole rollout, leading
+    axes ``(num_steps, num_envs)``). The training log holds ``loss``, ``policy_loss``,
     ``value_loss``, ``entropy``, ``explained_variance`` and ``learning_rate``.
 
     Hyperparameters: ``num_envs``, ``num_steps``, ``anneal_lr`` and

@@ -32,6 +32,7 @@ from ._offpolicy import (
     adam,
     add_rollout,
     check_replay,
+    check_run_length,
     empty_buffer,
     guarded,
     guarded_adam,
@@ -115,7 +116,9 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
     a hard copy).
 
     ``on_step`` callbacks see ``ctx.locals`` = ``{"epsilon"}``: the
-    probability that this step's action was uniformly random. The training
+    probability that this step's action was uniformly random
+    (``on_rollout``'s, the same for the whole rollout, leading axes
+    ``(num_steps, num_envs)``). The training
     log holds ``loss`` and ``q_value`` (the mean over the iteration's
     gradient steps of the loss and of ``Q(s, a)`` of the sampled
     transitions; 0 in iterations without gradient steps), ``epsilon`` (the
@@ -333,7 +336,8 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
         Raises:
             TypeError: ``env`` has no ``Discrete`` action space, or ``policy``
                 is not an ``AbstractQPolicy``.
-            ValueError: ``learning_starts`` is larger than the run.
+            ValueError: ``learning_starts`` or ``batch_size`` is larger than
+                the run.
         """
         if not isinstance(env.action_space, Discrete):
             raise TypeError(
@@ -343,14 +347,14 @@ class DQN(AbstractAlgorithm[QPolicy, DQNState]):
             )
         if not isinstance(policy, AbstractQPolicy):
             raise policy_kind_error("DQN", policy, AbstractQPolicy, "MLPQPolicy")
+        check_run_length(
+            "DQN",
+            self.learning_starts,
+            self.batch_size,
+            num_iterations,
+            self.steps_per_iteration,
+        )
         total_timesteps = num_iterations * self.steps_per_iteration
-        if self.learning_starts > total_timesteps:
-            raise ValueError(
-                f"DQN: learning_starts={self.learning_starts} is larger than the "
-                f"run's {total_timesteps} environment steps ({num_iterations} "
-                f"iterations of {self.steps_per_iteration}), so no gradient step "
-                "would run; learning_starts must be at most the run's steps"
-            )
         # What act returns: an int32 scalar.
         action = jax.ShapeDtypeStruct((), jnp.int32)  # type: ignore[no-untyped-call]  # jax leaves ShapeDtypeStruct.__init__ unannotated
         buffer = empty_buffer(self.buffer_size, env, action, key)

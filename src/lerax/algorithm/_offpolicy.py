@@ -89,17 +89,28 @@ def check_box_env(owner: str, env: AbstractEnv[Any, Any, Any]) -> Box:
 
 
 def check_run_length(
-    owner: str, learning_starts: int, num_iterations: int, steps_per_iteration: int
+    owner: str,
+    learning_starts: int,
+    batch_size: int,
+    num_iterations: int,
+    steps_per_iteration: int,
 ) -> None:
     """Raise ``ValueError`` if the run ends before ``learning_starts`` steps
-    (it would never learn)."""
+    (it would never learn) or holds fewer transitions than one batch (every
+    batch would repeat transitions)."""
     run = num_iterations * steps_per_iteration
+    steps = f"{num_iterations} iterations of {steps_per_iteration} steps = {run}"
     if learning_starts > run:
         raise ValueError(
             f"{owner}: learning_starts={learning_starts} is larger than the run: "
-            f"{num_iterations} iterations of {steps_per_iteration} steps = {run} "
-            "environment steps, so it would never learn; learning_starts must be at "
-            "most the run's environment steps"
+            f"{steps} environment steps, so it would never learn; learning_starts "
+            "must be at most the run's environment steps"
+        )
+    if batch_size > run:
+        raise ValueError(
+            f"{owner}: batch_size={batch_size} is larger than the run: {steps} "
+            "environment steps, so no batch could be drawn without repeating "
+            "transitions; batch_size must be at most the run's environment steps"
         )
 
 

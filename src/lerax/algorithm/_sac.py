@@ -19,6 +19,7 @@ from ._hyper import (
     NON_NEGATIVE,
     POSITIVE,
     UNIT,
+    UNIT_OPEN_LOW,
     Interval,
     check_sizes,
     hyperparameters,
@@ -117,7 +118,8 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
     a 64x64 swish network, which the example in the docs builds. The
     temperature starts at 1 (``log_alpha = 0``) as in SB3 and rejax.
 
-    ``on_step`` callbacks see an empty ``ctx.locals``. The training log
+    ``on_step`` and ``on_rollout`` callbacks see an empty ``ctx.locals``.
+    The training log
     holds the means over the iteration's gradient steps of ``actor_loss``,
     ``critic_loss``, ``alpha_loss`` (when learned) and ``entropy`` (``-mean
     log_pi`` of the actor's samples), the temperature ``alpha`` after the
@@ -150,7 +152,8 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
         gradient_steps: gradient steps per iteration.
         learning_rate: Adam's learning rate (actor, critic and temperature).
         gamma: discount factor.
-        tau: Polyak coefficient of the target critic (1: copy).
+        tau: Polyak coefficient of the target critic, in ``(0, 1]`` (1: copy;
+            0 would never move it).
         ent_coef: the fixed temperature, or the learned one's initial value.
         target_entropy: the entropy the learned temperature aims at (ignored
             when ``auto_target_entropy``).
@@ -161,7 +164,7 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
     hyperparameter_ranges: ClassVar[dict[str, Interval]] = {
         "learning_rate": POSITIVE,
         "gamma": UNIT,
-        "tau": UNIT,
+        "tau": UNIT_OPEN_LOW,
         "ent_coef": NON_NEGATIVE,
         "target_entropy": FINITE,
     }
@@ -265,14 +268,18 @@ class SAC(AbstractAlgorithm[SACPolicy, SACState]):
             TypeError: ``env``'s action space is not a ``Box``, or ``policy``
                 is not an ``AbstractSACPolicy``.
             ValueError: the run (``num_iterations`` iterations) is shorter
-                than ``learning_starts``. All raised at trace time, before
-                anything compiles.
+                than ``learning_starts`` or ``batch_size``. All raised at trace
+                time, before anything compiles.
         """
         check_box_env("SAC", env)
         if not isinstance(policy, AbstractSACPolicy):
             raise policy_kind_error("SAC", policy, AbstractSACPolicy, "MLPSACPolicy")
         check_run_length(
-            "SAC", self.learning_starts, num_iterations, self.steps_per_iteration
+            "SAC",
+            self.learning_starts,
+            self.batch_size,
+            num_iterations,
+            self.steps_per_iteration,
         )
         buffer = empty_buffer(self.buffer_size, env, box_action(policy), key)
         optimizer = self.optimizer()

@@ -19,6 +19,7 @@ from ._hyper import (
     POSITIVE,
     POSITIVE_OR_INF,
     UNIT,
+    UNIT_OPEN_LOW,
     Interval,
     check_sizes,
     hyperparameters,
@@ -127,7 +128,8 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
     the docs builds. Unlike rejax, both noises are in the normalized space
     ``[-1, 1]^a`` (as SB3), so they mean the same in every box.
 
-    ``on_step`` callbacks see an empty ``ctx.locals``. The training log holds
+    ``on_step`` and ``on_rollout`` callbacks see an empty ``ctx.locals``.
+    The training log holds
     the means over the iteration's gradient steps of ``actor_loss`` (the loss
     of the actor update at that step or, at a step that does not update the
     actor, of the latest one before it, kept in the state as
@@ -158,7 +160,8 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
         policy_delay: critic updates per actor (and target) update.
         learning_rate: Adam's learning rate (actor and critic).
         gamma: discount factor.
-        tau: Polyak coefficient of the targets (1: copy).
+        tau: Polyak coefficient of the targets, in ``(0, 1]`` (1: copy; 0
+            would never move them).
         max_grad_norm: global gradient norm clip (``inf``: none).
         exploration_noise: standard deviation of the acting noise (normalized
             space).
@@ -171,7 +174,7 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
     hyperparameter_ranges: ClassVar[dict[str, Interval]] = {
         "learning_rate": POSITIVE,
         "gamma": UNIT,
-        "tau": UNIT,
+        "tau": UNIT_OPEN_LOW,
         "max_grad_norm": POSITIVE_OR_INF,
         "exploration_noise": NON_NEGATIVE,
         "target_noise": NON_NEGATIVE,
@@ -282,8 +285,8 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
             TypeError: ``env``'s action space is not a ``Box``, or ``policy``
                 is not an ``AbstractTD3Policy``.
             ValueError: the run (``num_iterations`` iterations) is shorter
-                than ``learning_starts``. All raised at trace time, before
-                anything compiles.
+                than ``learning_starts`` or ``batch_size``. All raised at trace
+                time, before anything compiles.
         """
         check_box_env("TD3", env)
         if not isinstance(policy, AbstractTD3Policy):
@@ -291,7 +294,11 @@ class TD3(AbstractAlgorithm[TD3Policy, TD3State]):
                 "TD3", policy, AbstractTD3Policy, "MLPDeterministicPolicy"
             )
         check_run_length(
-            "TD3", self.learning_starts, num_iterations, self.steps_per_iteration
+            "TD3",
+            self.learning_starts,
+            self.batch_size,
+            num_iterations,
+            self.steps_per_iteration,
         )
         optimizer = self.optimizer()
         return TD3State(
