@@ -142,3 +142,62 @@ def test_two_cpu_devices_train_and_log_like_one(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("OK")
+
+
+OFF_POLICY_SCRIPT = textwrap.dedent(
+    """
+    import equinox as eqx, jax, jax.random as jr, numpy as np
+    from lerax.algorithm import SAC, shard_seeds
+    from lerax.env import Pendulum
+    from lerax.policy import MLPSACPolicy
+
+    assert len(jax.devices()) == 2, jax.devices()
+    env = Pendulum()
+    algo = SAC(num_steps=4, buffer_size=64, learning_starts=4, batch_size=8)
+    policy = MLPSACPolicy(env, key=jr.key(0), hidden_sizes=(16,))
+    train = eqx.filter_jit(
+        eqx.filter_vmap(lambda k: algo.train(env, policy, 16, key=k))
+    )
+    keys = jr.split(jr.key(1), 4)
+    spread = train(shard_seeds(keys))
+    # Each device holds two seeds' replay buffers and networks.
+    rewards = spread.algorithm_state.buffer.rewards
+    assert rewards.sharding.device_set == set(jax.devices()), rewards.sharding
+    shards = sorted((s.device.id, s.data.shape) for s in rewards.addressable_shards)
+    assert shards == [(0, (2, 64)), (1, (2, 64))], shards
+    np.testing.assert_array_equal(spread.iterations, [4, 4, 4, 4])
+    together = train(keys)
+    single = eqx.filter_jit(lambda k: algo.train(env, policy, 16, key=k))
+    for i in range(4):
+        alone = single(keys[i])
+        for a, b, c in zip(
+            jax.tree.leaves(eqx.filter(spread.policy, eqx.is_array)),
+            jax.tree.leaves(eqx.filter(together.policy, eqx.is_array)),
+            jax.tree.leaves(eqx.filter(alone.policy, eqx.is_array)),
+            strict=True,
+        ):
+            np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b)[i], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(np.asarray(a)[i], np.asarray(c), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(
+            np.asarray(spread.algorithm_state.buffer.rewards)[i],
+            np.asarray(alone.algorithm_state.buffer.rewards),
+        )
+    print("OK")
+    """
+)
+
+
+def test_an_offpolicy_algorithm_spreads_seeds_and_buffers_over_devices() -> None:
+    """SAC: each seed's replay buffer lives on the device of its seed, and
+    each seed learns as its single run does."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env.pop("JAX_PLATFORMS", None)
+    out = subprocess.run(
+        [sys.executable, "-c", OFF_POLICY_SCRIPT],
+        env={**env, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("OK")

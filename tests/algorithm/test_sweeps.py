@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from jaxtyping import Array, Float
 
-from lerax.algorithm import A2C, PPO
-from lerax.env import CartPole
-from lerax.policy import MLPActorCriticPolicy
+from lerax.algorithm import A2C, PPO, SAC
+from lerax.env import CartPole, Pendulum
+from lerax.policy import MLPActorCriticPolicy, MLPSACPolicy
 
 from .offpolicy_helpers import StopAt
 
@@ -182,3 +182,46 @@ def test_an_algorithm_built_inside_jit_from_python_floats() -> None:
         return small_ppo(learning_rate=1e-3).learning_rate * 2
 
     assert float(rate()) == pytest.approx(2e-3)
+
+
+PENDULUM = Pendulum()
+SAC_POLICY = MLPSACPolicy(PENDULUM, key=jr.key(0), hidden_sizes=(16,))
+
+
+def small_sac(**floats: Any) -> SAC:
+    return SAC(num_steps=4, buffer_size=64, learning_starts=4, batch_size=8, **floats)
+
+
+@eqx.filter_jit
+def train_sac(algo: SAC) -> Any:
+    """16 environment steps: 4 iterations, the last 3 with 4 gradient steps."""
+    return algo.learn(PENDULUM, SAC_POLICY, 16, key=jr.key(3))
+
+
+run_sac_sweep = eqx.filter_jit(eqx.filter_vmap(train_sac))
+
+
+def test_an_offpolicy_sweep_built_in_filter_vmap_trains_each_member_alike() -> None:
+    """SAC with a replay buffer and three optimizers: a sweep of fixed
+    temperatures (``ent_coef`` traced: a number, not ``"auto"``) and
+    learning rates trains each member as its own run does."""
+    temperatures = jnp.array([0.05, 0.1, 0.2])
+    rates = jnp.array([1e-3, 3e-3, 1e-2])
+    sweep = eqx.filter_vmap(lambda t, r: small_sac(ent_coef=t, learning_rate=r))(
+        temperatures, rates
+    )
+    assert sweep.learn_ent_coef is False and sweep.ent_coef.shape == (3,)
+    batched = run_sac_sweep(sweep)
+    for i in range(3):
+        single = train_sac(
+            small_sac(ent_coef=float(temperatures[i]), learning_rate=float(rates[i]))
+        )
+        assert_member_matches(batched, i, single)
+
+
+def test_a_traced_offpolicy_value_out_of_range_stops_naming_the_field() -> None:
+    sweep = eqx.filter_vmap(lambda tau: small_sac(ent_coef=0.1, tau=tau))(
+        jnp.array([0.02, 0.5, 0.0])
+    )
+    with pytest.raises(Exception, match=r"SAC: tau must be in \(0, 1\]"):
+        parameters(run_sac_sweep(sweep))

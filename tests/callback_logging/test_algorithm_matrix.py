@@ -10,6 +10,7 @@ from typing import Any, final
 
 import equinox as eqx
 import jax
+import jax.monitoring
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -45,6 +46,21 @@ from lerax.policy import (
 from .logging_helpers import read_jsonl, read_wandb_run
 
 ITERATIONS = 3
+
+
+class Compilations:
+    """XLA compilations in this process so far (JAX's monitoring events)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        jax.monitoring.register_event_duration_secs_listener(self.record)
+
+    def record(self, event: str, duration_secs: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+COMPILATIONS = Compilations()
 
 Case = tuple[
     AbstractAlgorithm[Any, Any], AbstractEnv[Any, Any, Any], AbstractPolicy[Any, Any]
@@ -177,6 +193,27 @@ def test_every_builtin_callback_runs_with_the_algorithm(
     assert [row["time/iteration"] for row in history] == list(range(1, ITERATIONS + 1))
     assert f"{ITERATIONS}" in console_out.getvalue()
     assert f"{total}/{total}" in bar_out.getvalue().replace(" ", "")
+
+    # Compiled once per configuration: another key, and new callbacks built
+    # the same way (another backend, which the program does not hold), run
+    # the programs compiled above.
+    before = COMPILATIONS.count
+    algo.train(env, policy, total, key=jr.key(2), callback=EmptyCallback())
+    with LoggingCallback(
+        [JSONLBackend(tmp_path / "again.jsonl")], log_every=1
+    ) as again:
+        algo.train(
+            env,
+            policy,
+            total,
+            key=jr.key(2),
+            callback=CallbackList(
+                again,
+                ProgressBarCallback(console=Console(file=io.StringIO(), width=200)),
+                EmptyCallback(),
+            ),
+        )
+    assert COMPILATIONS.count == before
 
 
 @final
