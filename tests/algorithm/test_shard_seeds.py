@@ -129,12 +129,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_two_cpu_devices_train_and_log_like_one(tmp_path: Path) -> None:
-    # JAX reads the device count when it starts: a fresh interpreter.
+def run_on_two_cpu_devices(script: str, *args: str) -> None:
+    """Run ``script`` in a fresh interpreter with two CPU devices (JAX reads
+    the device count when it starts) and check it printed ``OK``."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     env.pop("JAX_PLATFORMS", None)
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        [sys.executable, "-c", script, *args],
         env={**env, "JAX_PLATFORMS": "cpu"},
         capture_output=True,
         text=True,
@@ -142,6 +143,10 @@ def test_two_cpu_devices_train_and_log_like_one(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("OK")
+
+
+def test_two_cpu_devices_train_and_log_like_one(tmp_path: Path) -> None:
+    run_on_two_cpu_devices(SCRIPT, str(tmp_path))
 
 
 OFF_POLICY_SCRIPT = textwrap.dedent(
@@ -190,14 +195,4 @@ OFF_POLICY_SCRIPT = textwrap.dedent(
 def test_an_offpolicy_algorithm_spreads_seeds_and_buffers_over_devices() -> None:
     """SAC: each seed's replay buffer lives on the device of its seed, and
     each seed learns as its single run does."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    env.pop("JAX_PLATFORMS", None)
-    out = subprocess.run(
-        [sys.executable, "-c", OFF_POLICY_SCRIPT],
-        env={**env, "JAX_PLATFORMS": "cpu"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("OK")
+    run_on_two_cpu_devices(OFF_POLICY_SCRIPT)
