@@ -898,10 +898,14 @@ def test_bad_iterations_step_states_batches_and_keys_are_refused() -> None:
 def test_a_default_run_too_short_for_the_algorithm_says_so() -> None:
     policy = MLPQPolicy(env=ENV, key=jr.key(0))
     with pytest.raises(ValueError, match="learning_starts") as info:
-        reset_context(ENV, policy, DQN(learning_starts=100), key=KEY)
+        reset_context(ENV, policy, DQN(learning_starts=100, batch_size=64), key=KEY)
     assert "pass total_timesteps" in " ".join(info.value.__notes__)
     long = reset_context(
-        ENV, policy, DQN(learning_starts=100), key=KEY, total_timesteps=100
+        ENV,
+        policy,
+        DQN(learning_starts=100, batch_size=64),
+        key=KEY,
+        total_timesteps=100,
     )
     assert long.total_timesteps == 100
 
